@@ -1,0 +1,152 @@
+"""Read ``attributes_XX.csv`` robustly and rebuild it from file names.
+
+The official files list ``<machine>/<split>/<file>,<key1>,<value1>,<key2>,<value2>,...`` under a
+``file_name,d1p,d1v,...`` header. Real ones are malformed in places: ragged rows, rows with
+more or fewer pairs than the header, odd cell counts, stray blank lines. The reader keeps every
+row it can decode and reports every row it cannot; the rebuild writes a clean file from the
+names of the files that are really there, reporting each row it adds, changes or drops.
+
+CLI::
+
+    python -m asd.data.attributes check   <machine_dir>
+    python -m asd.data.attributes rebuild <machine_dir> [--dry-run]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from asd.data.filenames import FileNameError, parse_file_name
+
+SPLITS = ("train", "test", "supplemental")
+
+
+@dataclass
+class AttributeTable:
+    """Decoded rows (file name -> ordered pairs, with the path as written) and the problems found."""
+
+    rows: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    written_paths: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def read_attributes_csv(path: str | Path) -> AttributeTable:
+    path = Path(path)
+    table = AttributeTable()
+    with open(path, newline="", encoding="utf-8", errors="replace") as file:
+        for line_no, row in enumerate(csv.reader(file), start=1):
+            cells = [c.strip() for c in row]
+            while cells and cells[-1] == "":
+                cells.pop()
+            if not cells:
+                continue
+            if line_no == 1 and cells[0] == "file_name":
+                continue
+            name = Path(cells[0]).name
+            values = cells[1:]
+            where = f"{path}:{line_no}"
+            if not name.endswith(".wav"):
+                table.problems.append(f"{where}: first cell {cells[0]!r} is not a .wav file; row skipped")
+                continue
+            if len(values) % 2:
+                table.problems.append(
+                    f"{where}: {len(values)} attribute cells for {name} (not key/value pairs); "
+                    "kept the complete pairs"
+                )
+                values = values[:-1]
+            pairs = tuple((values[i], values[i + 1]) for i in range(0, len(values), 2))
+            if name in table.rows and table.rows[name] != pairs:
+                table.problems.append(f"{where}: {name} listed again with other attributes; kept the first")
+                continue
+            table.rows.setdefault(name, pairs)
+            table.written_paths.setdefault(name, cells[0])
+    return table
+
+
+def attributes_from_names(machine_directory: str | Path) -> dict[str, tuple[str, tuple[tuple[str, str], ...]]]:
+    """file name -> (``<machine>/<split>/<file>``, pairs) for every audio file under the machine folder."""
+    directory = Path(machine_directory)
+    entries = {}
+    for split in SPLITS:
+        for wav in sorted((directory / split).glob("*.wav")):
+            info = parse_file_name(wav)
+            entries[wav.name] = (f"{directory.name}/{split}/{wav.name}", info.attributes)
+    return entries
+
+
+def _format(pairs) -> str:
+    return "_".join(f"{k}_{v}" for k, v in pairs) or "(none)"
+
+
+def rebuild_attributes_csv(
+    machine_directory: str | Path, csv_name: str = "attributes_00.csv", dry_run: bool = False
+) -> list[str]:
+    """Rewrite ``<machine_dir>/<csv_name>`` from the file names; return one line per change.
+
+    Where a name carries no attributes (concealed, ``noAttribute``) the original row is kept,
+    since it may be the only record of them.
+    """
+    directory = Path(machine_directory)
+    csv_path = directory / csv_name
+    original = read_attributes_csv(csv_path) if csv_path.is_file() else AttributeTable()
+    changes = list(original.problems)
+    rows = []
+    for name, (relative, pairs) in attributes_from_names(directory).items():
+        old = original.rows.get(name)
+        if not pairs and old:
+            pairs = old
+        if old is None:
+            changes.append(f"added {name}: {_format(pairs)}")
+        elif old != pairs:
+            changes.append(f"changed {name}: {_format(old)} -> {_format(pairs)}")
+        rows.append((relative, pairs))
+    present = {Path(r).name for r, _ in rows}
+    changes += [f"dropped {name}: no such file" for name in original.rows if name not in present]
+    if not rows:
+        raise FileNotFoundError(f"{directory}: no .wav files under {'/, '.join(SPLITS)}/")
+    if not dry_run:
+        width = max(len(p) for _, p in rows)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["file_name"] + [f"d{i + 1}{part}" for i in range(width) for part in ("p", "v")])
+        for relative, pairs in rows:
+            writer.writerow([relative] + [cell for pair in pairs for cell in pair])
+        handle, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
+        with os.fdopen(handle, "w", newline="") as file:
+            file.write(buffer.getvalue())
+        os.replace(temporary, csv_path)
+    return changes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m asd.data.attributes", description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["check", "rebuild"])
+    parser.add_argument("machine_dir", type=Path, help="e.g. data/dcase2024t2/dev_data/raw/fan")
+    parser.add_argument("--csv-name", default="attributes_00.csv")
+    parser.add_argument("--dry-run", action="store_true", help="rebuild: report changes, write nothing")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "check":
+            table = read_attributes_csv(args.machine_dir / args.csv_name)
+            report = table.problems
+            print(f"{len(table.rows)} rows readable, {len(report)} problems")
+        else:
+            report = rebuild_attributes_csv(args.machine_dir, args.csv_name, dry_run=args.dry_run)
+            print(f"{len(report)} changes" + (" (dry run, nothing written)" if args.dry_run else ""))
+    except (FileNotFoundError, FileNameError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for line in report:
+        print(f"  {line}")
+    return 1 if args.command == "check" and report else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

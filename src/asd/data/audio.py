@@ -1,0 +1,63 @@
+"""Audio reading with the checks DCASE data needs: mono, expected rate, non-empty, readable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+
+class AudioError(ValueError):
+    """An audio file that cannot be used as it is; the message names the file."""
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    sample_rate: int = 16000
+    # None: a multi-channel file is an error; an int: use that channel (0-based).
+    channel: int | None = None
+    # Resample files at another rate instead of rejecting them.
+    resample: bool = False
+    # Shorter clips cannot give one analysis frame; they are errors, not silently padded.
+    min_duration_s: float = 0.064
+
+
+def load_audio(path: str | Path, config: AudioConfig = AudioConfig()) -> torch.Tensor:
+    """Read a clip as a mono float32 waveform at ``config.sample_rate``."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such audio file")
+    try:
+        samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
+        raise AudioError(f"{path}: cannot be read as audio ({err})") from err
+    if samples.shape[0] == 0:
+        raise AudioError(f"{path}: the file holds no samples")
+    if samples.shape[1] > 1:
+        if config.channel is None:
+            raise AudioError(
+                f"{path}: has {samples.shape[1]} channels, expected mono; "
+                "set data.audio.channel=<index> to use one channel"
+            )
+        if not 0 <= config.channel < samples.shape[1]:
+            raise AudioError(f"{path}: has {samples.shape[1]} channels, no channel {config.channel}")
+    waveform = torch.from_numpy(np.ascontiguousarray(samples[:, config.channel or 0]))
+    if rate != config.sample_rate:
+        if not config.resample:
+            raise AudioError(
+                f"{path}: sample rate {rate} Hz, expected {config.sample_rate} Hz; "
+                "set data.audio.resample=true to resample"
+            )
+        waveform = AF.resample(waveform, rate, config.sample_rate)
+    if waveform.numel() < config.min_duration_s * config.sample_rate:
+        raise AudioError(
+            f"{path}: {waveform.numel() / config.sample_rate:.3f} s long, "
+            f"shorter than the minimum of {config.min_duration_s} s"
+        )
+    if not torch.isfinite(waveform).all():
+        raise AudioError(f"{path}: holds NaN or infinite samples")
+    return waveform

@@ -1,0 +1,175 @@
+"""The official DCASE Task 2 metrics (2022-2025 definition), reproducing the official evaluator.
+
+Per machine type and section:
+
+* AUC (source): source-domain normal clips plus ALL anomalous clips; AUC (target) likewise.
+* pAUC: every clip of the section, scikit-learn ``roc_auc_score(max_fpr=0.1)`` (McClish-standardised).
+* precision / recall / F1 per domain: that domain's clips only, from 0/1 decisions.
+
+The official score is the harmonic mean of every section's AUC (source), AUC (target) and
+pAUC together, each clipped below at machine epsilon. ``result_rows`` writes the official
+evaluator's ``<system>_result.csv`` row for row, including its jackknife 95 % interval.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.stats
+from sklearn.metrics import confusion_matrix, roc_auc_score
+
+MAX_FPR = 0.1
+EPS = sys.float_info.epsilon
+SECTION_COLUMNS = [
+    "AUC (all)", "AUC (source)", "AUC (target)", "pAUC",
+    "precision (source)", "precision (target)", "recall (source)", "recall (target)",
+    "F1 score (source)", "F1 score (target)",
+]  # fmt: skip
+DOMAINS = ("source", "target")
+
+
+class MetricError(ValueError):
+    """Scores that cannot be evaluated (a class missing, non-finite values); names the section."""
+
+
+@dataclass
+class SectionResult:
+    """Scores of one machine type's section with their ground truth; arrays aligned by clip."""
+
+    machine: str
+    section_id: str  # "00"
+    file_names: np.ndarray
+    labels: np.ndarray  # 0 normal, 1 anomaly
+    domains: np.ndarray  # 0 source, 1 target
+    scores: np.ndarray
+    decisions: np.ndarray  # 0/1
+
+    def metrics(self) -> dict[str, float]:
+        return section_metrics(self.labels, self.scores, self.domains, self.decisions, f"{self.machine} section {self.section_id}")
+
+
+def section_metrics(labels, scores, domains, decisions, where: str = "section") -> dict[str, float]:
+    labels, scores = np.asarray(labels), np.asarray(scores, dtype=float)
+    domains, decisions = np.asarray(domains), np.asarray(decisions)
+    if not np.isfinite(scores).all():
+        raise MetricError(f"{where}: anomaly scores hold NaN or infinite values")
+    if set(np.unique(labels)) != {0, 1}:
+        raise MetricError(f"{where}: AUC needs both normal and anomalous clips")
+    result = {
+        "AUC (all)": roc_auc_score(labels, scores),
+        "pAUC": roc_auc_score(labels, scores, max_fpr=MAX_FPR),
+    }
+    for domain_index, domain in enumerate(DOMAINS):
+        in_domain = domains == domain_index
+        auc_subset = in_domain | (labels != 0)
+        if not (in_domain & (labels == 0)).any():
+            raise MetricError(f"{where}: no {domain}-domain normal clips for AUC ({domain})")
+        result[f"AUC ({domain})"] = roc_auc_score(labels[auc_subset], scores[auc_subset])
+        tn, fp, fn, tp = confusion_matrix(labels[in_domain], decisions[in_domain], labels=[0, 1]).ravel()
+        precision = tp / np.maximum(tp + fp, EPS)
+        recall = tp / np.maximum(tp + fn, EPS)
+        result[f"precision ({domain})"] = precision
+        result[f"recall ({domain})"] = recall
+        result[f"F1 score ({domain})"] = 2.0 * precision * recall / np.maximum(precision + recall, EPS)
+    return {column: float(result[column]) for column in SECTION_COLUMNS}
+
+
+def harmonic_mean(values) -> float:
+    """The evaluator's harmonic mean: every value clipped below at machine epsilon."""
+    return float(scipy.stats.hmean(np.maximum(np.asarray(values, dtype=float), EPS), axis=None))
+
+
+def official_score(section_metrics_list: list[dict[str, float]]) -> float:
+    """Harmonic mean of all AUC (source), then all AUC (target), then all pAUC values."""
+    values = [m["AUC (source)"] for m in section_metrics_list]
+    values += [m["AUC (target)"] for m in section_metrics_list]
+    values += [m["pAUC"] for m in section_metrics_list]
+    return harmonic_mean(values)
+
+
+def jackknife_ci95(metric, labels: np.ndarray, scores: np.ndarray) -> float:
+    """Half-width of the jackknife 95 % interval of ``metric(labels, scores)`` (Mesaros et al. 2019)."""
+    n = len(labels)
+    keep = np.ones(n, dtype=bool)
+    leave_one_out = np.empty(n)
+    for i in range(n):
+        keep[i] = False
+        leave_one_out[i] = metric(labels[keep], scores[keep])
+        keep[i] = True
+    sigma = np.sqrt(np.sum((leave_one_out - np.mean(leave_one_out)) ** 2) / (n * (n - 1)))
+    return float(np.abs(scipy.stats.t.ppf(0.025, n - 1)) * sigma)
+
+
+def official_score_ci95(sections: list[SectionResult]) -> float:
+    """The evaluator's 'official score ci95': mean of the AUC and pAUC jackknife half-widths over all clips pooled."""
+    labels = np.concatenate([s.labels for s in sections])
+    scores = np.concatenate([s.scores for s in sections]).astype(float)
+    auc_ci = jackknife_ci95(roc_auc_score, labels, scores)
+    pauc_ci = jackknife_ci95(lambda y, s: roc_auc_score(y, s, max_fpr=MAX_FPR), labels, scores)
+    return float(np.mean([auc_ci, pauc_ci]))
+
+
+def _summary_rows(names: tuple[str, ...], rows: list[dict[str, float]]) -> list[list]:
+    """The evaluator's block of arithmetic / harmonic / source / target means over ``rows``."""
+    performance = np.array(
+        [
+            [r["AUC (source)"] for r in rows] + [r["AUC (target)"] for r in rows],
+            [r["pAUC"] for r in rows] * 2,
+            [r["precision (source)"] for r in rows] + [r["precision (target)"] for r in rows],
+            [r["recall (source)"] for r in rows] + [r["recall (target)"] for r in rows],
+            [r["F1 score (source)"] for r in rows] + [r["F1 score (target)"] for r in rows],
+        ],
+        dtype=float,
+    )
+    half = performance.shape[1] // 2
+    clipped = np.maximum(performance, EPS)
+    return [
+        [names[0], ""] + list(np.mean(performance, axis=1)),
+        [names[1], ""] + list(scipy.stats.hmean(clipped, axis=1)),
+        [names[2], ""] + list(scipy.stats.hmean(clipped[:, :half], axis=1)),
+        [names[3], ""] + list(scipy.stats.hmean(clipped[:, half:], axis=1)),
+    ]
+
+
+MEAN_HEADER = ["", "", "AUC", "pAUC", "precision", "recall", "F1 score"]
+MACHINE_MEAN_NAMES = ("arithmetic mean", "harmonic mean", "source harmonic mean", "target harmonic mean")
+OVERALL_SUFFIX = " over all machine types, sections, and domains"
+
+
+def result_rows(sections: list[SectionResult], with_ci95: bool = True) -> list[list]:
+    """Rows of the official evaluator's ``<system>_result.csv`` for these sections.
+
+    Machine types come in sorted order, each with its sections in sorted order, as the
+    evaluator lists them.
+    """
+    by_machine: dict[str, list[SectionResult]] = {}
+    for section in sorted(sections, key=lambda s: (s.machine, s.section_id)):
+        by_machine.setdefault(section.machine, []).append(section)
+    rows: list[list] = []
+    everything: list[dict[str, float]] = []
+    for machine, machine_sections in by_machine.items():
+        metrics = [s.metrics() for s in machine_sections]
+        rows.append([machine])
+        rows.append(["section"] + SECTION_COLUMNS)
+        rows += [[s.section_id] + [m[c] for c in SECTION_COLUMNS] for s, m in zip(machine_sections, metrics)]
+        rows.append(MEAN_HEADER)
+        rows += _summary_rows(MACHINE_MEAN_NAMES, metrics)
+        rows.append([])
+        everything += metrics
+    rows.append(MEAN_HEADER)
+    rows += _summary_rows(tuple(name + OVERALL_SUFFIX for name in MACHINE_MEAN_NAMES), everything)
+    rows.append([])
+    rows.append(["official score", "", official_score(everything)])
+    if with_ci95:
+        rows.append(["official score ci95", "", official_score_ci95(sections)])
+    rows.append([])
+    return rows
+
+
+def format_cell(cell) -> str:
+    """Cells as the evaluator writes them: floats in shortest round-trip form."""
+    if isinstance(cell, (float, np.floating)):
+        return repr(float(cell))
+    return str(cell)

@@ -1,0 +1,100 @@
+"""Official submission files: ``anomaly_score_<machine>_section_<XX>_test.csv`` and
+``decision_result_<machine>_section_<XX>_test.csv`` (``file,value`` rows, no header)."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+
+from asd.data.ground_truth import GroundTruthError, read_ground_truth
+from asd.evaluation.metrics import SectionResult
+
+_GROUND_TRUTH_NAME = re.compile(r"^ground_truth_(?P<machine>.+)_section_(?P<section>\d+)_test\.csv$")
+
+
+class SubmissionError(ValueError):
+    """A submission file that is missing or does not match the ground truth; names the file."""
+
+
+def score_file_name(kind: str, machine: str, section_id: str) -> str:
+    return f"{kind}_{machine}_section_{section_id}_test.csv"
+
+
+def write_section(directory: str | Path, machine: str, section_id: str, file_names, scores, decisions) -> None:
+    """Write one section's anomaly scores and decisions in the official format."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for kind, values in (("anomaly_score", [repr(float(s)) for s in scores]), ("decision_result", [str(int(d)) for d in decisions])):
+        with open(directory / score_file_name(kind, machine, section_id), "w", newline="") as file:
+            csv.writer(file, lineterminator="\n").writerows(zip(file_names, values))
+
+
+def read_values(path: Path, original_to_renamed: dict[str, str], as_int: bool) -> dict[str, float]:
+    """``file -> value``; names written with attributes are mapped to the renamed evaluation names."""
+    if not path.is_file():
+        raise SubmissionError(f"{path}: submission file not found")
+    values: dict[str, float] = {}
+    with open(path, newline="") as file:
+        for line_no, row in enumerate(csv.reader(file), start=1):
+            if not row or all(not c.strip() for c in row):
+                continue
+            if len(row) < 2:
+                raise SubmissionError(f"{path}:{line_no}: expected 'file,value', got {row!r}")
+            name = original_to_renamed.get(row[0], row[0])
+            try:
+                value = float(row[1])
+                value = int(value) if as_int else value
+            except ValueError as err:
+                raise SubmissionError(f"{path}:{line_no}: {row[1]!r} is not a number") from err
+            if name in values:
+                raise SubmissionError(f"{path}:{line_no}: {row[0]} is listed twice")
+            values[name] = value
+    return values
+
+
+def ground_truth_sections(ground_truth_dir: str | Path) -> list[tuple[str, str]]:
+    """(machine, section id) pairs that the ground truth covers, sorted as the evaluator sorts them."""
+    folder = Path(ground_truth_dir) / "ground_truth_data"
+    found = sorted(
+        (m["machine"], m["section"]) for m in (_GROUND_TRUTH_NAME.match(p.name) for p in folder.glob("*.csv")) if m
+    )
+    if not found:
+        raise GroundTruthError(f"{folder}: no ground_truth_<machine>_section_<XX>_test.csv files")
+    return found
+
+
+def load_submission(submission_dir: str | Path, ground_truth_dir: str | Path) -> list[SectionResult]:
+    """Every section of the ground truth with its submitted scores and decisions, aligned by file."""
+    submission_dir = Path(submission_dir)
+    sections = []
+    for machine, section_id in ground_truth_sections(ground_truth_dir):
+        truth = read_ground_truth(ground_truth_dir, machine, section_id)
+        original_to_renamed = {row.original_name: name for name, row in truth.items() if row.original_name}
+        names = np.array(sorted(truth))
+        arrays = {}
+        for kind, as_int in (("anomaly_score", False), ("decision_result", True)):
+            path = submission_dir / score_file_name(kind, machine, section_id)
+            values = read_values(path, original_to_renamed, as_int)
+            missing = [n for n in names if n not in values]
+            extra = sorted(set(values) - set(truth))
+            if missing or extra:
+                raise SubmissionError(
+                    f"{path}: does not match the ground truth ({len(missing)} files missing, e.g. "
+                    f"{missing[:3]}; {len(extra)} unknown, e.g. {extra[:3]})"
+                )
+            arrays[kind] = np.array([values[n] for n in names])
+        sections.append(
+            SectionResult(
+                machine=machine,
+                section_id=section_id,
+                file_names=names,
+                labels=np.array([truth[n].label for n in names]),
+                domains=np.array([truth[n].domain for n in names]),
+                scores=arrays["anomaly_score"].astype(float),
+                decisions=arrays["decision_result"].astype(int),
+            )
+        )
+    return sections
