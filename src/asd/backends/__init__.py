@@ -1,0 +1,12 @@
+"""Scoring back-ends: turn per-clip representations from any frontend into anomaly scores.
+
+A frontend gives each clip a matrix of row vectors (AE reconstruction errors per frame, or
+one embedding row); a back-end is fitted on the normal training clips, one state per
+section, and scores test clips. Any frontend can meet any back-end.
+"""
+
+from asd.backends.base import ScoringBackend
+from asd.backends.mahalanobis import MahalanobisBackend
+from asd.backends.mse import MSEBackend
+
+__all__ = ["ScoringBackend", "MSEBackend", "MahalanobisBackend"]

@@ -1,0 +1,163 @@
+"""One LightningDataModule for every DCASE Task 2 machine type (and the synthetic ones).
+
+It indexes the machine folders, extracts (or reads cached) log-mel features, and serves:
+
+* ``train_dataloader``: what the frontend trains on: stacked-frame vectors (``input="frames"``,
+  the AE) or whole clips (``input="clips"``);
+* ``train_clip_dataloader``: every normal training clip, to fit a scoring back-end;
+* ``test_dataloader``: every test clip, with label, domain and section carried by index
+  into ``test_clips`` for the evaluation.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from asd.data.audio import AudioConfig
+from asd.data.features import FeatureCache, FeatureConfig, extract_log_mels, stack_frames
+from asd.data.index import Clip, DatasetError, index_machine
+from asd.data.synthetic import ensure_dataset
+
+log = logging.getLogger(__name__)
+
+
+class ClipDataset(Dataset):
+    """Log-mels of clips, each item carrying its position so results map back to metadata."""
+
+    def __init__(self, clips: Sequence[Clip], log_mels: Sequence[np.ndarray]):
+        self.clips = list(clips)
+        self.log_mels = [torch.from_numpy(np.asarray(m, dtype=np.float32)) for m in log_mels]
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int) -> dict:
+        info = self.clips[i].info
+        return {"features": self.log_mels[i], "index": i, "section": info.section, "domain": info.domain}
+
+
+def collate_clips(items: list[dict]) -> dict:
+    """Clips may differ in length, so features stay a list; the rest become tensors/lists."""
+    return {
+        "features": [item["features"] for item in items],
+        "index": torch.tensor([item["index"] for item in items]),
+        "section": torch.tensor([item["section"] for item in items]),
+        "domain": [item["domain"] for item in items],
+    }
+
+
+class DCASEDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        root: str,
+        machines: Sequence[str],
+        data_split: str = "dev",
+        year: int = 2024,
+        ground_truth_dir: str | None = None,
+        eval_data_list: str | None = None,
+        correspondence_dir: str | None = None,
+        synthetic_seed: int | None = None,
+        audio: dict | None = None,
+        features: dict | None = None,
+        input: str = "frames",
+        n_frames: int = 5,
+        cache_dir: str | None = None,
+        batch_size: int = 256,
+        clip_batch_size: int = 16,
+        num_workers: int = 0,
+    ):
+        super().__init__()
+        if input not in ("frames", "clips"):
+            raise ValueError(f"data.input must be 'frames' or 'clips', got {input!r}")
+        if not machines:
+            raise ValueError("no machine types selected (machine.types is empty)")
+        self.root = Path(root)
+        self.machines = list(machines)
+        self.data_split = data_split
+        self.year = year
+        self.ground_truth_dir = ground_truth_dir
+        self.eval_data_list = eval_data_list
+        self.correspondence_dir = correspondence_dir
+        self.synthetic_seed = synthetic_seed
+        self.audio_config = AudioConfig(**(audio or {}))
+        self.feature_config = FeatureConfig(**(features or {}))
+        if self.feature_config.sample_rate != self.audio_config.sample_rate:
+            raise ValueError("data.features.sample_rate and data.audio.sample_rate differ")
+        self.input = input
+        self.n_frames = n_frames
+        self.cache = FeatureCache(cache_dir, self.feature_config, self.audio_config) if cache_dir else None
+        self.batch_size = batch_size
+        self.clip_batch_size = clip_batch_size
+        self.num_workers = num_workers
+        self.train_clips: list[Clip] = []
+        self.test_clips: list[Clip] = []
+        self._train_set: ClipDataset | None = None
+        self._test_set: ClipDataset | None = None
+
+    def prepare_data(self) -> None:
+        if self.synthetic_seed is not None:
+            ensure_dataset(self.root, seed=self.synthetic_seed)
+        elif not self.root.is_dir():
+            raise DatasetError(
+                f"{self.root}: dataset root not found; download the DCASE {self.year} Task 2 data "
+                "and set data.root, or use data=synthetic"
+            )
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._train_set is not None:
+            return
+        clips: list[Clip] = []
+        for machine in self.machines:
+            clips += index_machine(
+                self.root,
+                self.data_split,
+                machine,
+                # Development names carry their labels; only evaluation data needs the ground truth.
+                ground_truth_dir=self.ground_truth_dir if self.data_split == "eval" else None,
+                eval_data_list=self.eval_data_list,
+                correspondence_dir=self.correspondence_dir,
+            )
+        self.train_clips = [c for c in clips if c.info.split == "train"]
+        abnormal = [c.path for c in self.train_clips if c.info.label == "anomaly"]
+        if abnormal:
+            raise DatasetError(f"{abnormal[0]}: an anomalous clip in a training folder")
+        self.test_clips = [c for c in clips if c.info.split == "test"]
+        log_mels = extract_log_mels([c.path for c in clips], self.feature_config, self.audio_config, self.cache)
+        by_path = {c.path: m for c, m in zip(clips, log_mels)}
+        self._train_set = ClipDataset(self.train_clips, [by_path[c.path] for c in self.train_clips])
+        self._test_set = ClipDataset(self.test_clips, [by_path[c.path] for c in self.test_clips])
+        if self.cache is not None:
+            log.info("feature cache: %d hits, %d misses", self.cache.hits, self.cache.misses)
+
+    @property
+    def has_test_labels(self) -> bool:
+        return all(c.info.label != "unknown" and c.info.domain != "unknown" for c in self.test_clips)
+
+    def train_dataloader(self) -> DataLoader:
+        if self.input == "frames":
+            vectors = torch.cat([stack_frames(m, self.n_frames) for m in self._train_set.log_mels])
+            dataset = TensorDataset(vectors)
+            return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers, drop_last=False)
+        return self._clip_loader(self._train_set, shuffle=True, batch_size=self.batch_size)
+
+    def train_clip_dataloader(self) -> DataLoader:
+        return self._clip_loader(self._train_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._clip_loader(self._test_set, shuffle=False)
+
+    def _clip_loader(self, dataset: ClipDataset, shuffle: bool, batch_size: int | None = None) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size or self.clip_batch_size,
+            shuffle=shuffle,
+            collate_fn=collate_clips,
+            num_workers=self.num_workers,
+        )

@@ -1,0 +1,50 @@
+"""LightningModule of the DCASE baseline autoencoder on stacked log-mel frames."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from asd.backends import ScoringBackend
+from asd.data.features import stack_frames
+from asd.models.autoencoder import DenseAutoEncoder
+from asd.models.base import AnomalyDetectionModule
+
+
+class AutoEncoderModule(AnomalyDetectionModule):
+    """Trains on frame vectors; a clip's representation is its per-frame reconstruction errors."""
+
+    def __init__(
+        self,
+        backend: ScoringBackend,
+        n_mels: int = 128,
+        n_frames: int = 5,
+        hidden_dim: int = 128,
+        n_hidden: int = 4,
+        bottleneck_dim: int = 8,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        decision_percentile: float = 0.9,
+    ):
+        super().__init__(backend=backend, decision_percentile=decision_percentile)
+        self.save_hyperparameters(ignore=["backend"])
+        self.n_frames = n_frames
+        self.autoencoder = DenseAutoEncoder(n_mels * n_frames, hidden_dim, n_hidden, bottleneck_dim)
+        self.loss = nn.MSELoss()
+
+    def forward(self, vectors: torch.Tensor) -> torch.Tensor:
+        return self.autoencoder(vectors)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        (vectors,) = batch
+        loss = self.loss(self(vectors), vectors)
+        self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True)
+        return loss
+
+    def representations(self, batch: dict) -> list[torch.Tensor]:
+        stacked = [stack_frames(features, self.n_frames) for features in batch["features"]]
+        errors = torch.cat(stacked) - self(torch.cat(stacked))
+        return list(torch.split(errors, [len(s) for s in stacked]))
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

@@ -1,0 +1,64 @@
+"""What every anomaly-detection LightningModule shares: a frontend that maps clips to
+representations, a scoring back-end fitted on the training clips, and a decision threshold."""
+
+from __future__ import annotations
+
+import logging
+
+import lightning as L
+import numpy as np
+import torch
+
+from asd.backends import ScoringBackend
+from asd.evaluation.threshold import fit_gamma_threshold
+
+log = logging.getLogger(__name__)
+
+
+class AnomalyDetectionModule(L.LightningModule):
+    """Subclasses implement :meth:`representations`; testing fits the back-end first.
+
+    Before the first test batch, one pass over the datamodule's normal training clips gives
+    their representations; the back-end is fitted on them, and each section's decision
+    threshold is the gamma-fitted ``decision_percentile`` quantile of the training scores.
+    """
+
+    def __init__(self, backend: ScoringBackend, decision_percentile: float = 0.9):
+        super().__init__()
+        self.backend = backend
+        self.decision_percentile = decision_percentile
+        self.decision_thresholds: dict[int, float] = {}
+
+    def representations(self, batch: dict) -> list[torch.Tensor]:
+        """One (rows x dims) tensor per clip of the batch."""
+        raise NotImplementedError
+
+    def on_test_start(self) -> None:
+        self.fit_backend(self.trainer.datamodule.train_clip_dataloader())
+
+    @torch.no_grad()
+    def fit_backend(self, train_clip_loader) -> None:
+        was_training = self.training
+        self.eval()
+        reps, domains, sections = [], [], []
+        for batch in train_clip_loader:
+            batch = {**batch, "features": [f.to(self.device) for f in batch["features"]]}
+            reps += [r.detach().cpu().numpy() for r in self.representations(batch)]
+            domains += list(batch["domain"])
+            sections += batch["section"].tolist()
+        self.backend.fit(reps, domains, sections)
+        train_scores = self.backend.score(reps, sections)
+        sections_array = np.asarray(sections)
+        self.decision_thresholds = {
+            int(s): fit_gamma_threshold(train_scores[sections_array == s], self.decision_percentile)
+            for s in np.unique(sections_array)
+        }
+        self.train(was_training)
+        log.info("back-end %s fitted on %d training clips", type(self.backend).__name__, len(reps))
+
+    def test_step(self, batch: dict, batch_idx: int) -> dict:
+        reps = [r.detach().cpu().numpy() for r in self.representations(batch)]
+        sections = batch["section"].tolist()
+        scores = self.backend.score(reps, sections)
+        decisions = [int(score > self.decision_thresholds[s]) for score, s in zip(scores, sections)]
+        return {"index": batch["index"].cpu(), "scores": torch.from_numpy(scores), "decisions": torch.tensor(decisions)}

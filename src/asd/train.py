@@ -1,0 +1,103 @@
+"""Train and test a model on one or more machine types.
+
+    python -m asd.train                                   # AE on the embedded synthetic data
+    python -m asd.train data=dcase2024 data.root=/path machine=fan model=ae backend=mahalanobis
+    python -m asd.train -m machine=ToyRotor,ToyHum        # one job per machine type
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+import hydra
+import lightning as L
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from asd.evaluation.callback import OfficialEvaluationCallback, metric_key
+from asd.evaluation.metrics import SectionResult, format_cell, harmonic_mean, official_score, result_rows
+
+log = logging.getLogger(__name__)
+
+
+def config_dir() -> str:
+    """The packaged configs in an installed wheel, else ``conf/`` of the source checkout."""
+    packaged = Path(__file__).resolve().parent / "conf"
+    return str(packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "conf")
+
+
+def machine_groups(cfg: DictConfig) -> list[list[str]]:
+    types = list(cfg.machine.types)
+    if cfg.scope == "per_machine":
+        return [[m] for m in types]
+    if cfg.scope == "joint":
+        return [types]
+    raise ValueError(f"scope must be 'per_machine' or 'joint', got {cfg.scope!r}")
+
+
+def fit_and_test(cfg: DictConfig, machines: list[str], output_dir: Path) -> OfficialEvaluationCallback:
+    """Fit the configured model on ``machines`` and test it; the callback holds the section results."""
+    name = "+".join(machines)
+    datamodule = hydra.utils.instantiate(cfg.data, machines=machines)
+    model = hydra.utils.instantiate(cfg.model, backend=hydra.utils.instantiate(cfg.backend))
+    evaluation = OfficialEvaluationCallback(output_dir / "submission")
+    callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values()] + [evaluation]
+    loggers = [hydra.utils.instantiate(c, version=name) for c in cfg.logger.values()]
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    log.info("fitting %s on %s", cfg.model._target_.rsplit(".", 1)[-1], name)
+    trainer.fit(model, datamodule=datamodule)
+    trainer.test(model, datamodule=datamodule, verbose=False)
+    return evaluation
+
+
+def summary_table(sections: list[SectionResult]) -> pd.DataFrame:
+    """Per machine type and section: AUC (source), AUC (target), pAUC and their harmonic mean, in %."""
+    rows = []
+    for section in sorted(sections, key=lambda s: (s.machine, s.section_id)):
+        m = section.metrics()
+        values = [m["AUC (source)"], m["AUC (target)"], m["pAUC"]]
+        rows.append([section.machine, section.section_id, *values, harmonic_mean(values)])
+    table = pd.DataFrame(rows, columns=["machine", "section", "AUC (source)", "AUC (target)", "pAUC", "score"])
+    overall = official_score([s.metrics() for s in sections])
+    table.loc[len(table)] = ["official score", "", None, None, None, overall]
+    numeric = ["AUC (source)", "AUC (target)", "pAUC", "score"]
+    table[numeric] = table[numeric].astype(float) * 100
+    return table
+
+
+def train(cfg: DictConfig) -> tuple[dict, dict]:
+    """Fit and test per the config; return (metrics, objects). Metrics are fractions in [0, 1]."""
+    L.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+    sections: list[SectionResult] = []
+    for machines in machine_groups(cfg):
+        L.seed_everything(cfg.seed, workers=True)  # each group trains as if run alone
+        sections += fit_and_test(cfg, machines, output_dir).sections
+    metrics: dict[str, float] = {}
+    if sections:
+        with open(output_dir / "result.csv", "w", newline="") as file:
+            rows = result_rows(sections, with_ci95=False)
+            csv.writer(file, lineterminator="\n").writerows([[format_cell(c) for c in r] for r in rows])
+        table = summary_table(sections)
+        table.to_csv(output_dir / "summary.csv", index=False)
+        log.info("results (%%) for %s:\n%s", output_dir, table.to_string(index=False, float_format="%.2f", na_rep=""))
+        for section in sections:
+            for column, value in section.metrics().items():
+                metrics[f"{section.machine}/section_{section.section_id}/{metric_key(column)}"] = value
+        metrics["official_score"] = official_score([s.metrics() for s in sections])
+    else:
+        log.info("no test labels: submission CSVs written to %s", output_dir / "submission")
+    return metrics, {"sections": sections}
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
+    metrics, _ = train(cfg)
+    return metrics.get(cfg.get("optimized_metric")) if cfg.get("optimized_metric") else None
+
+
+if __name__ == "__main__":
+    main()
