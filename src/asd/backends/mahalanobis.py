@@ -32,6 +32,6 @@ class MahalanobisBackend(ScoringBackend):
         distances = []
         for mean, precision in state:
             centred = rows - mean
-            squared = np.einsum("ij,jk,ik->i", centred, precision, centred)
+            squared = np.sum((centred @ precision) * centred, axis=1)
             distances.append(float(np.mean(np.sqrt(np.maximum(squared, 0.0)))))
         return min(distances)

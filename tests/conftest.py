@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+from asd.data.synthetic import generate
+from asd.train import config_dir
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory) -> Path:
+    """The embedded synthetic dataset, generated once per test session."""
+    return generate(tmp_path_factory.mktemp("synthetic") / "synthetic", seed=0)
+
+
+@pytest.fixture
+def make_cfg(tmp_path, synthetic_root):
+    """Compose the training config as `python -m asd.train <overrides>` would, writing under tmp_path."""
+
+    def _make(*overrides: str) -> DictConfig:
+        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+            cfg = compose("train", overrides=list(overrides), return_hydra_config=False)
+        with open_dict(cfg):
+            cfg.paths.root_dir = str(tmp_path)
+            cfg.paths.output_dir = str(tmp_path / "run")
+            cfg.paths.cache_dir = str(tmp_path / "cache")
+            if cfg.data.synthetic_seed is not None:
+                cfg.data.root = str(synthetic_root)
+            cfg.callbacks.progress_bar.refresh_rate = 0
+        Path(cfg.paths.output_dir).mkdir(parents=True, exist_ok=True)
+        return cfg
+
+    return _make

@@ -1,0 +1,116 @@
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from asd.data.audio import AudioConfig, AudioError, load_audio
+from asd.data.features import FeatureCache, FeatureConfig, LogMel, extract_log_mels, stack_frames
+
+
+def _tone(seconds=1.0, rate=16000, channels=1):
+    t = np.arange(int(seconds * rate)) / rate
+    mono = 0.3 * np.sin(2 * np.pi * 440 * t).astype(np.float32)
+    return np.stack([mono] * channels, axis=1) if channels > 1 else mono
+
+
+def test_reads_mono_float32(tmp_path):
+    sf.write(tmp_path / "a.wav", _tone(), 16000, subtype="PCM_16")
+    waveform = load_audio(tmp_path / "a.wav")
+    assert waveform.dtype == torch.float32 and waveform.shape == (16000,)
+    assert abs(float(waveform.abs().max()) - 0.3) < 1e-3
+
+
+@pytest.mark.parametrize(
+    "write, config, message",
+    [
+        (lambda p: p.write_bytes(b"RIFF\x00\x00garbage"), AudioConfig(), "cannot be read as audio"),
+        (lambda p: sf.write(p, np.zeros((0,), dtype=np.float32), 16000), AudioConfig(), "no samples"),
+        (lambda p: sf.write(p, _tone(0.01), 16000), AudioConfig(), "shorter than the minimum"),
+        (lambda p: sf.write(p, _tone(channels=2), 16000), AudioConfig(), "2 channels, expected mono"),
+        (lambda p: sf.write(p, _tone(channels=2), 16000), AudioConfig(channel=3), "no channel 3"),
+        (lambda p: sf.write(p, _tone(rate=44100), 44100), AudioConfig(), "sample rate 44100 Hz, expected 16000"),
+    ],
+    ids=["corrupt", "empty", "short", "stereo", "bad-channel", "wrong-rate"],
+)
+def test_bad_audio_is_a_clear_error_naming_the_file(tmp_path, write, config, message):
+    path = tmp_path / "section_00_source_train_normal_0000_a_1.wav"
+    write(path)
+    with pytest.raises(AudioError, match=message) as err:
+        load_audio(path, config)
+    assert str(path) in str(err.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(AudioError, match="no such audio file"):
+        load_audio(tmp_path / "nope.wav")
+
+
+def test_channel_selection_and_resampling_when_configured(tmp_path):
+    stereo = _tone(channels=2)
+    stereo[:, 1] = 0.0
+    sf.write(tmp_path / "s.wav", stereo, 16000)
+    assert float(load_audio(tmp_path / "s.wav", AudioConfig(channel=1)).abs().max()) == 0.0
+    assert float(load_audio(tmp_path / "s.wav", AudioConfig(channel=0)).abs().max()) > 0.29
+    sf.write(tmp_path / "r.wav", _tone(rate=32000), 32000)
+    assert load_audio(tmp_path / "r.wav", AudioConfig(resample=True)).shape == (16000,)
+
+
+def test_log_mel_follows_the_baseline_definition():
+    waveform = torch.from_numpy(_tone(2.0))
+    log_mel = LogMel(FeatureConfig())(waveform)
+    assert log_mel.shape == (128, 2 * 16000 // 512 + 1)
+    mel = LogMel(FeatureConfig()).mel(waveform)
+    assert torch.allclose(log_mel, 10 * torch.log10(mel + np.finfo(np.float64).eps), atol=1e-4)
+    # the 440 Hz tone lands in the mel band whose centre is nearest 440 Hz, not elsewhere
+    assert 15 < int(log_mel.mean(dim=1).argmax()) < 30
+
+
+def test_stack_frames_is_frame_major_like_the_baseline():
+    log_mel = torch.arange(3 * 6, dtype=torch.float32).reshape(3, 6)  # 3 mels, 6 frames
+    vectors = stack_frames(log_mel, 5)
+    assert vectors.shape == (2, 15)
+    # baseline: vectors[:, n_mels*t : n_mels*(t+1)] = log_mel[:, t : t + n_vectors].T
+    for t in range(5):
+        assert torch.equal(vectors[:, 3 * t : 3 * (t + 1)], log_mel[:, t : t + 2].T)
+    with pytest.raises(ValueError):
+        stack_frames(log_mel[:, :4], 5)
+
+
+def test_cache_misses_then_hits_and_notices_changed_files(tmp_path):
+    for i in range(3):
+        sf.write(tmp_path / f"{i}.wav", _tone(), 16000)
+    paths = [tmp_path / f"{i}.wav" for i in range(3)]
+    cache = FeatureCache(tmp_path / "cache", FeatureConfig(), AudioConfig())
+    first = extract_log_mels(paths, FeatureConfig(), AudioConfig(), cache)
+    assert (cache.hits, cache.misses) == (0, 3)
+    second = extract_log_mels(paths, FeatureConfig(), AudioConfig(), cache)
+    assert (cache.hits, cache.misses) == (3, 3)
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    # a rewritten file (new size/mtime) and a changed setting both miss
+    sf.write(paths[0], _tone(1.5), 16000)
+    os.utime(paths[0], ns=(1, 1))
+    extract_log_mels(paths, FeatureConfig(), AudioConfig(), cache)
+    assert (cache.hits, cache.misses) == (5, 4)
+    other = FeatureCache(tmp_path / "cache", FeatureConfig(n_mels=64), AudioConfig())
+    assert extract_log_mels(paths[:1], FeatureConfig(n_mels=64), AudioConfig(), other)[0].shape[0] == 64
+    assert other.misses == 1
+
+
+def test_cache_writes_are_atomic(tmp_path, monkeypatch):
+    sf.write(tmp_path / "a.wav", _tone(), 16000)
+    cache = FeatureCache(tmp_path / "cache", FeatureConfig(), AudioConfig())
+
+    def crash(file, array):
+        file.write(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        cache.store(tmp_path / "a.wav", np.zeros((2, 2)))
+    monkeypatch.undo()
+    assert cache.load(tmp_path / "a.wav") is None
+    assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []  # no entry, no temp file left
+    cache.store(tmp_path / "a.wav", np.ones((2, 2)))
+    assert np.array_equal(cache.load(tmp_path / "a.wav"), np.ones((2, 2)))

@@ -1,0 +1,82 @@
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from asd.evaluate import evaluate
+from asd.train import train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_ae_beats_chance_clearly_on_the_easiest_machine(make_cfg):
+    cfg = make_cfg("machine=ToyRotor", "model=ae", "backend=mse")
+    metrics, objects = train(cfg)
+    # ToyRotor's anomalies (an inharmonic partial, bearing ticks) are the easiest to hear.
+    assert metrics["ToyRotor/section_00/auc_source"] > 0.9
+    assert metrics["ToyRotor/section_00/auc_target"] > 0.8
+    assert metrics["official_score"] > 0.8
+    run = Path(cfg.paths.output_dir)
+    scores = pd.read_csv(run / "submission" / "anomaly_score_ToyRotor_section_00_test.csv", header=None)
+    decisions = pd.read_csv(run / "submission" / "decision_result_ToyRotor_section_00_test.csv", header=None)
+    assert len(scores) == len(decisions) == 100
+    assert set(decisions[1]) <= {0, 1} and 0 < decisions[1].sum() < 100
+    assert (run / "result.csv").is_file() and (run / "summary.csv").is_file()
+    # metrics reach TensorBoard, a checkpoint is saved
+    events = EventAccumulator(str(next((run / "tensorboard" / "ToyRotor").glob("events.out.tfevents.*")).parent))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"test/official_score", "test/ToyRotor/section_00/auc_source", "test/ToyRotor/section_00/pauc", "train/loss"} <= tags
+    assert list((run / "tensorboard" / "ToyRotor" / "checkpoints").glob("last.ckpt"))
+
+
+def test_training_is_deterministic_on_cpu(make_cfg, tmp_path):
+    first, _ = train(make_cfg("machine=ToyHum", "backend=mahalanobis", "trainer.max_epochs=2"))
+    second, _ = train(make_cfg("machine=ToyHum", "backend=mahalanobis", "trainer.max_epochs=2"))
+    assert first == second
+
+
+def test_eval_split_scores_renamed_files_and_matches_the_evaluator(make_cfg, synthetic_root):
+    cfg = make_cfg("machine=ToyRotor", "data.data_split=eval", "trainer.max_epochs=3")
+    metrics, _ = train(cfg)
+    run = Path(cfg.paths.output_dir)
+    with open(run / "submission" / "anomaly_score_ToyRotor_section_00_test.csv") as file:
+        names = [row[0] for row in csv.reader(file)]
+    assert names == sorted(f"section_00_{i:04d}.wav" for i in range(100))
+    result = evaluate(run / "submission", synthetic_root / "ground_truth", run / "evaluated")
+    with open(result) as file:
+        official = [row for row in csv.reader(file) if row and row[0] == "official score"][0][2]
+    assert float(official) == pytest.approx(metrics["official_score"], abs=1e-12)
+
+
+def test_eval_split_without_ground_truth_writes_scores_only(make_cfg):
+    cfg = make_cfg("machine=ToyRotor", "data.data_split=eval", "data.ground_truth_dir=null", "debug=fdr")
+    metrics, _ = train(cfg)
+    assert metrics == {}
+    assert (Path(cfg.paths.output_dir) / "submission" / "decision_result_ToyRotor_section_00_test.csv").is_file()
+
+
+def test_missing_dataset_is_a_clear_error(make_cfg, tmp_path):
+    cfg = make_cfg("data=dcase2024", "machine=fan", f"data.root={tmp_path}/nowhere")
+    with pytest.raises(Exception, match="dataset root not found"):
+        train(cfg)
+
+
+def test_cli_multirun_across_machines(tmp_path, synthetic_root):
+    env = {**os.environ, "ASD_ROOT": str(tmp_path)}
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "synthetic").symlink_to(synthetic_root)
+    command = [sys.executable, "-m", "asd.train", "-m", "machine=ToyRotor,ToyClicker", "debug=fdr",
+               "callbacks.progress_bar.refresh_rate=0"]  # fmt: skip
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs = sorted((tmp_path / "logs" / "debug" / "multiruns").glob("*/*/result.csv"))
+    assert [p.parent.name for p in jobs] == ["0", "1"]
+    for job, machine in zip(jobs, ["ToyRotor", "ToyClicker"]):
+        assert f"machine={machine}" in (job.parent / ".hydra" / "overrides.yaml").read_text()
+        assert pd.read_csv(job.parent / "summary.csv")["machine"].tolist() == [machine, "official score"]
