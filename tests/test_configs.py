@@ -31,10 +31,20 @@ def test_every_dcase_machine_type_has_a_config():
 @pytest.mark.parametrize("machine", ["fan", "ToyRotor", "synthetic", "dcase2024_eval"])
 def test_model_backend_machine_compose_and_instantiate(model, backend, machine, tmp_path):
     cfg = _compose(f"model={model}", f"backend={backend}", f"machine={machine}", f"paths.root_dir={tmp_path}")
+    if model == "pretrained":  # weights are never downloaded: the default path is empty here
+        with pytest.raises(Exception, match=f"{tmp_path}.*BEATs checkpoint not found.*set encoder.path="):
+            hydra.utils.instantiate(cfg.model, backend=hydra.utils.instantiate(cfg.backend))
+        return
     module = hydra.utils.instantiate(cfg.model, backend=hydra.utils.instantiate(cfg.backend))
-    assert module.backend.__class__.__name__.lower().startswith(backend.replace("_", ""))
-    datamodule = hydra.utils.instantiate(cfg.data, machines=machine_groups(cfg)[0])
+    assert module.backend.__class__.__name__.lower().startswith(backend)
+    datamodule = hydra.utils.instantiate(cfg.data, machines=machine_groups(cfg)[0], input=module.data_input)
     assert datamodule.machines == [list(cfg.machine.types)[0]]
+
+
+@pytest.mark.parametrize("model, backend", [("ae", "MSEBackend"), ("mfn_arcface", "KNNBackend"), ("mfn_adacos", "KNNBackend"), ("pretrained", "KNNBackend")])
+def test_each_model_brings_its_default_backend_and_the_command_line_wins(model, backend):
+    assert _compose(f"model={model}").backend._target_.endswith(backend)
+    assert _compose(f"model={model}", "backend=mahalanobis").backend._target_.endswith("MahalanobisBackend")
 
 
 @pytest.mark.parametrize("data", DATASETS)
@@ -47,6 +57,7 @@ def test_datasets_compose(data):
 
 
 @pytest.mark.parametrize("overrides", [["debug=default"], ["debug=fdr"], ["experiment=ae_mahalanobis"], ["experiment=ae_mse"],
+                                       ["experiment=mfn_arcface_knn"], ["model=pretrained", "encoder=hf"],
                                        ["trainer=cpu"], ["logger=many_loggers"], ["scope=joint"]])
 def test_other_groups_compose(overrides):
     cfg = _compose(*overrides)

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import torch
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -80,3 +81,33 @@ def test_cli_multirun_across_machines(tmp_path, synthetic_root):
     for job, machine in zip(jobs, ["ToyRotor", "ToyClicker"]):
         assert f"machine={machine}" in (job.parent / ".hydra" / "overrides.yaml").read_text()
         assert pd.read_csv(job.parent / "summary.csv")["machine"].tolist() == [machine, "official score"]
+
+
+TINY_MFN = ["model.width=8", "model.channels=16", "model.final_channels=32", "model.embedding_dim=16"]
+
+
+def test_mfn_arcface_with_knn_end_to_end(make_cfg):
+    cfg = make_cfg("model=mfn_arcface", "machine=ToyRotor", "trainer.max_epochs=8", *TINY_MFN)
+    metrics, _ = train(cfg)
+    assert metrics["ToyRotor/section_00/auc_source"] > 0.7
+    checkpoint = torch.load(Path(cfg.paths.output_dir) / "tensorboard" / "ToyRotor" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["class_names"] == [f"ToyRotor/section_00/spd_{s}_loc_{l}" for s in "12" for l in "AB"]
+
+
+def test_mfn_logits_with_the_classifier_score(make_cfg):
+    cfg = make_cfg("model=mfn_adacos", "backend=classifier", "model.representation=logits", "model.use_tgram=true",
+                   "machine=ToyHum", "debug=fdr", *TINY_MFN)  # fmt: skip
+    metrics, _ = train(cfg)
+    assert 0.0 <= metrics["official_score"] <= 1.0
+
+
+def test_pretrained_encoder_is_a_memory_bank_model(make_cfg, tmp_path):
+    from test_model_zoo import _tiny_wav2vec2
+
+    _tiny_wav2vec2(tmp_path / "w2v")
+    cfg = make_cfg("model=pretrained", "encoder=hf", f"encoder.path={tmp_path / 'w2v'}", "machine=ToyRotor")
+    metrics, _ = train(cfg)
+    assert 0.0 <= metrics["official_score"] <= 1.0
+    run = Path(cfg.paths.output_dir)
+    assert (run / "submission" / "anomaly_score_ToyRotor_section_00_test.csv").is_file()
+    assert not list(run.rglob("*.ckpt"))  # nothing was trained, so nothing to checkpoint

@@ -40,14 +40,15 @@ def machine_groups(cfg: DictConfig) -> list[list[str]]:
 def fit_and_test(cfg: DictConfig, machines: list[str], output_dir: Path) -> OfficialEvaluationCallback:
     """Fit the configured model on ``machines`` and test it; the callback holds the section results."""
     name = "+".join(machines)
-    datamodule = hydra.utils.instantiate(cfg.data, machines=machines)
     model = hydra.utils.instantiate(cfg.model, backend=hydra.utils.instantiate(cfg.backend))
+    datamodule = hydra.utils.instantiate(cfg.data, machines=machines, input=model.data_input)
     evaluation = OfficialEvaluationCallback(output_dir / "submission")
     callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values()] + [evaluation]
     loggers = [hydra.utils.instantiate(c, version=name) for c in cfg.logger.values()]
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     log.info("fitting %s on %s", cfg.model._target_.rsplit(".", 1)[-1], name)
-    trainer.fit(model, datamodule=datamodule)
+    if model.trainable:
+        trainer.fit(model, datamodule=datamodule)
     trainer.test(model, datamodule=datamodule, verbose=False)
     return evaluation
 

@@ -6,7 +6,9 @@ section, and scores test clips. Any frontend can meet any back-end.
 """
 
 from asd.backends.base import ScoringBackend
+from asd.backends.classifier import ClassifierScoreBackend
+from asd.backends.knn import KNNBackend
 from asd.backends.mahalanobis import MahalanobisBackend
 from asd.backends.mse import MSEBackend
 
-__all__ = ["ScoringBackend", "MSEBackend", "MahalanobisBackend"]
+__all__ = ["ScoringBackend", "MSEBackend", "MahalanobisBackend", "KNNBackend", "ClassifierScoreBackend"]

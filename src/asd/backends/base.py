@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import defaultdict
-from typing import Sequence
+from typing import Hashable, Sequence
 
 import numpy as np
 
@@ -13,32 +13,41 @@ class ScoringBackend(ABC):
     """Fitted per section on training clips; scores clips (higher = more anomalous).
 
     ``representations`` are one 2-D array (rows x dims) per clip; ``domains`` and
-    ``sections`` give each clip's domain ("source"/"target"/"unknown") and section number.
+    ``sections`` give each clip's domain ("source"/"target"/"unknown") and section key
+    (machine type and section, e.g. ``"fan/section_00"``, so that a model trained on several
+    machine types still gets one back-end state per machine type's section).
     """
 
     #: Whether ``fit`` learns anything; a back-end without state can score unfitted.
     needs_fit: bool = True
 
     def __init__(self):
-        self.states: dict[int, object] = {}
+        self.states: dict[Hashable, object] = {}
 
-    def fit(self, representations: Sequence[np.ndarray], domains: Sequence[str], sections: Sequence[int]) -> None:
-        grouped: dict[int, list[int]] = defaultdict(list)
+    def fit(self, representations: Sequence[np.ndarray], domains: Sequence[str], sections: Sequence[Hashable]) -> None:
+        grouped: dict[Hashable, list[int]] = defaultdict(list)
         for i, section in enumerate(sections):
-            grouped[int(section)].append(i)
+            grouped[section].append(i)
         self.states = {
             section: self.fit_section([representations[i] for i in idx], [domains[i] for i in idx])
             for section, idx in grouped.items()
         }
 
-    def score(self, representations: Sequence[np.ndarray], sections: Sequence[int]) -> np.ndarray:
+    def score(self, representations: Sequence[np.ndarray], sections: Sequence[Hashable]) -> np.ndarray:
         scores = np.empty(len(representations))
-        for i, (rows, section) in enumerate(zip(representations, sections)):
-            state = self.states.get(int(section))
+        grouped: dict[Hashable, list[int]] = defaultdict(list)
+        for i, section in enumerate(sections):
+            grouped[section].append(i)
+        for section, idx in grouped.items():
+            state = self.states.get(section)
             if state is None and self.needs_fit:
-                raise KeyError(f"back-end was not fitted on section {int(section):02d}; fitted: {sorted(self.states)}")
-            scores[i] = self.score_clip(np.asarray(rows, dtype=np.float64), state)
+                raise KeyError(f"back-end was not fitted on section {section!r}; fitted: {sorted(self.states)}")
+            scores[idx] = self.score_section([np.asarray(representations[i], dtype=np.float64) for i in idx], state)
         return scores
+
+    def score_section(self, representations: list[np.ndarray], state: object) -> np.ndarray:
+        """Scores of one section's clips; back-ends that gain from batching override this."""
+        return np.array([self.score_clip(rows, state) for rows in representations])
 
     @abstractmethod
     def fit_section(self, representations: list[np.ndarray], domains: list[str]) -> object:

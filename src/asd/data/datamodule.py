@@ -3,7 +3,8 @@
 It indexes the machine folders, extracts (or reads cached) log-mel features, and serves:
 
 * ``train_dataloader``: what the frontend trains on: stacked-frame vectors (``input="frames"``,
-  the AE) or whole clips (``input="clips"``);
+  the AE), whole log-mel clips (``input="clips"``), or log-mels with their waveforms
+  (``input="waveforms"``, for frontends that read raw audio);
 * ``train_clip_dataloader``: every normal training clip, to fit a scoring back-end;
 * ``test_dataloader``: every test clip, with label, domain and section carried by index
   into ``test_clips`` for the evaluation.
@@ -20,37 +21,75 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from asd.data.audio import AudioConfig
+from asd.data.audio import AudioConfig, load_audio
 from asd.data.features import FeatureCache, FeatureConfig, extract_log_mels, stack_frames
+from asd.data.filenames import ClipInfo
 from asd.data.index import Clip, DatasetError, index_machine
 from asd.data.synthetic import ensure_dataset
 
 log = logging.getLogger(__name__)
 
 
-class ClipDataset(Dataset):
-    """Log-mels of clips, each item carrying its position so results map back to metadata."""
+def section_key(info: ClipInfo) -> str:
+    """What a back-end is fitted per: one machine type's section (``fan/section_00``)."""
+    return f"{info.machine}/section_{info.section_id}"
 
-    def __init__(self, clips: Sequence[Clip], log_mels: Sequence[np.ndarray]):
+
+def class_name(info: ClipInfo) -> str:
+    """The classification target of a clip: machine, section and attribute combination.
+
+    Where a name conceals its attributes (``noAttribute``) and no correspondence file gave
+    them back, the domain stands in, so source and target still form separate classes.
+    """
+    attributes = "_".join(f"{k}_{v}" for k, v in info.attributes) or info.domain
+    return f"{section_key(info)}/{attributes}"
+
+
+class ClipDataset(Dataset):
+    """Log-mels (and optionally waveforms) of clips, each item carrying its position so
+    results map back to metadata, and its class index where classes are given."""
+
+    def __init__(
+        self,
+        clips: Sequence[Clip],
+        log_mels: Sequence[np.ndarray],
+        class_index: dict[str, int] | None = None,
+        audio_config: AudioConfig | None = None,
+    ):
         self.clips = list(clips)
         self.log_mels = [torch.from_numpy(np.asarray(m, dtype=np.float32)) for m in log_mels]
+        self.class_index = class_index or {}
+        self.audio_config = audio_config
 
     def __len__(self) -> int:
         return len(self.clips)
 
     def __getitem__(self, i: int) -> dict:
         info = self.clips[i].info
-        return {"features": self.log_mels[i], "index": i, "section": info.section, "domain": info.domain}
+        item = {
+            "features": self.log_mels[i],
+            "index": i,
+            "section": section_key(info),
+            "domain": info.domain,
+            "label": self.class_index.get(class_name(info), -1),
+        }
+        if self.audio_config is not None:
+            item["waveform"] = load_audio(self.clips[i].path, self.audio_config)
+        return item
 
 
 def collate_clips(items: list[dict]) -> dict:
-    """Clips may differ in length, so features stay a list; the rest become tensors/lists."""
-    return {
+    """Clips may differ in length, so features and waveforms stay lists; the rest become tensors/lists."""
+    batch = {
         "features": [item["features"] for item in items],
         "index": torch.tensor([item["index"] for item in items]),
-        "section": torch.tensor([item["section"] for item in items]),
+        "section": [item["section"] for item in items],
         "domain": [item["domain"] for item in items],
+        "label": torch.tensor([item["label"] for item in items]),
     }
+    if "waveform" in items[0]:
+        batch["waveform"] = [item["waveform"] for item in items]
+    return batch
 
 
 class DCASEDataModule(L.LightningDataModule):
@@ -74,8 +113,8 @@ class DCASEDataModule(L.LightningDataModule):
         num_workers: int = 0,
     ):
         super().__init__()
-        if input not in ("frames", "clips"):
-            raise ValueError(f"data.input must be 'frames' or 'clips', got {input!r}")
+        if input not in ("frames", "clips", "waveforms"):
+            raise ValueError(f"data.input must be 'frames', 'clips' or 'waveforms', got {input!r}")
         if not machines:
             raise ValueError("no machine types selected (machine.types is empty)")
         self.root = Path(root)
@@ -98,6 +137,7 @@ class DCASEDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.train_clips: list[Clip] = []
         self.test_clips: list[Clip] = []
+        self.class_names: list[str] = []
         self._train_set: ClipDataset | None = None
         self._test_set: ClipDataset | None = None
 
@@ -131,8 +171,11 @@ class DCASEDataModule(L.LightningDataModule):
         self.test_clips = [c for c in clips if c.info.split == "test"]
         log_mels = extract_log_mels([c.path for c in clips], self.feature_config, self.audio_config, self.cache)
         by_path = {c.path: m for c, m in zip(clips, log_mels)}
-        self._train_set = ClipDataset(self.train_clips, [by_path[c.path] for c in self.train_clips])
-        self._test_set = ClipDataset(self.test_clips, [by_path[c.path] for c in self.test_clips])
+        self.class_names = sorted({class_name(c.info) for c in self.train_clips})
+        class_index = {name: i for i, name in enumerate(self.class_names)}
+        waveforms = self.audio_config if self.input == "waveforms" else None
+        self._train_set = ClipDataset(self.train_clips, [by_path[c.path] for c in self.train_clips], class_index, waveforms)
+        self._test_set = ClipDataset(self.test_clips, [by_path[c.path] for c in self.test_clips], class_index, waveforms)
         if self.cache is not None:
             log.info("feature cache: %d hits, %d misses", self.cache.hits, self.cache.misses)
 
@@ -145,7 +188,7 @@ class DCASEDataModule(L.LightningDataModule):
             vectors = torch.cat([stack_frames(m, self.n_frames) for m in self._train_set.log_mels])
             dataset = TensorDataset(vectors)
             return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers, drop_last=False)
-        return self._clip_loader(self._train_set, shuffle=True, batch_size=self.batch_size)
+        return self._clip_loader(self._train_set, shuffle=True)
 
     def train_clip_dataloader(self) -> DataLoader:
         return self._clip_loader(self._train_set, shuffle=False)
@@ -153,10 +196,10 @@ class DCASEDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._clip_loader(self._test_set, shuffle=False)
 
-    def _clip_loader(self, dataset: ClipDataset, shuffle: bool, batch_size: int | None = None) -> DataLoader:
+    def _clip_loader(self, dataset: ClipDataset, shuffle: bool) -> DataLoader:
         return DataLoader(
             dataset,
-            batch_size=batch_size or self.clip_batch_size,
+            batch_size=self.clip_batch_size,
             shuffle=shuffle,
             collate_fn=collate_clips,
             num_workers=self.num_workers,

@@ -6,8 +6,8 @@ the spectrum) with few, and labelled anomalies of graded difficulty:
 
 * ``ToyRotor``: rotating harmonics over broadband noise; anomalies add an inharmonic partial
   or bearing-like ticks. The easiest type.
-* ``ToyClicker``: periodic impulsive clicks exciting a resonance; anomalies jitter the click
-  timing or shift the resonance.
+* ``ToyClicker``: periodic impulsive clicks exciting a resonance, heard by a near or a far
+  microphone; anomalies jitter the click timing or shift the resonance.
 * ``ToyHum``: amplitude-modulated mains hum with a load-dependent tilt; anomalies add a
   broadband rattle or frequency wobble.
 
@@ -33,7 +33,7 @@ import soundfile as sf
 
 from asd.data.attributes import rebuild_attributes_csv
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SAMPLE_RATE = 16000
 MARKER = "synthetic_dataset.json"
 
@@ -83,7 +83,9 @@ def _clicker(rng, t, attributes, anomaly, strength):
         position = int((onset + rng.uniform(-jitter, jitter)) * SAMPLE_RATE)
         if 0 <= position < t.size:
             clicks[position] = rng.uniform(0.8, 1.2)
-    return 2.0 * np.convolve(clicks, impulse_response)[: t.size] + 0.1 * _noise(rng, t.size, 0.5)
+    # the far microphone (mic 2) hears the clicks weaker against the room noise
+    gain, noise = {"1": (2.0, 0.1), "2": (1.2, 0.2)}[attributes["mic"]]
+    return gain * np.convolve(clicks, impulse_response)[: t.size] + noise * _noise(rng, t.size, 0.5)
 
 
 def _hum(rng, t, attributes, anomaly, strength):
@@ -175,7 +177,7 @@ def _make_eval_copy(root: Path, dev_test_names: list[str], seed: int) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / f"ground_truth_{EVAL_MACHINE}_section_00_test.csv", "w") as file:
             file.writelines(f"{name},{value}\n" for name, value in kind_rows)
-    # The distributed attributes file lists the train files only, as the official eval data did.
+    # As in the official evaluation data, the renamed test files carry no attributes in the CSV.
     rebuild_attributes_csv(test_dir.parent)
 
 

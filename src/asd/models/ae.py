@@ -14,6 +14,8 @@ from asd.models.base import AnomalyDetectionModule
 class AutoEncoderModule(AnomalyDetectionModule):
     """Trains on frame vectors; a clip's representation is its per-frame reconstruction errors."""
 
+    data_input = "frames"
+
     def __init__(
         self,
         backend: ScoringBackend,

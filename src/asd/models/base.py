@@ -18,16 +18,22 @@ log = logging.getLogger(__name__)
 class AnomalyDetectionModule(L.LightningModule):
     """Subclasses implement :meth:`representations`; testing fits the back-end first.
 
+    ``data_input`` tells the datamodule what the frontend reads ("frames", "clips" or
+    "waveforms"); ``trainable`` False marks memory-bank models, which skip ``fit``.
+
     Before the first test batch, one pass over the datamodule's normal training clips gives
     their representations; the back-end is fitted on them, and each section's decision
     threshold is the gamma-fitted ``decision_percentile`` quantile of the training scores.
     """
 
+    data_input = "clips"
+    trainable = True
+
     def __init__(self, backend: ScoringBackend, decision_percentile: float = 0.9):
         super().__init__()
         self.backend = backend
         self.decision_percentile = decision_percentile
-        self.decision_thresholds: dict[int, float] = {}
+        self.decision_thresholds: dict[str, float] = {}
 
     def representations(self, batch: dict) -> list[torch.Tensor]:
         """One (rows x dims) tensor per clip of the batch."""
@@ -42,15 +48,15 @@ class AnomalyDetectionModule(L.LightningModule):
         self.eval()
         reps, domains, sections = [], [], []
         for batch in train_clip_loader:
-            batch = {**batch, "features": [f.to(self.device) for f in batch["features"]]}
+            batch = self.transfer_batch_to_device(batch, self.device, 0)
             reps += [r.detach().cpu().numpy() for r in self.representations(batch)]
             domains += list(batch["domain"])
-            sections += batch["section"].tolist()
+            sections += batch["section"]
         self.backend.fit(reps, domains, sections)
         train_scores = self.backend.score(reps, sections)
         sections_array = np.asarray(sections)
         self.decision_thresholds = {
-            int(s): fit_gamma_threshold(train_scores[sections_array == s], self.decision_percentile)
+            str(s): fit_gamma_threshold(train_scores[sections_array == s], self.decision_percentile)
             for s in np.unique(sections_array)
         }
         self.train(was_training)
@@ -58,7 +64,7 @@ class AnomalyDetectionModule(L.LightningModule):
 
     def test_step(self, batch: dict, batch_idx: int) -> dict:
         reps = [r.detach().cpu().numpy() for r in self.representations(batch)]
-        sections = batch["section"].tolist()
+        sections = batch["section"]
         scores = self.backend.score(reps, sections)
         decisions = [int(score > self.decision_thresholds[s]) for score, s in zip(scores, sections)]
         return {"index": batch["index"].cpu(), "scores": torch.from_numpy(scores), "decisions": torch.tensor(decisions)}

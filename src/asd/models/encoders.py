@@ -1,0 +1,97 @@
+"""Frozen pretrained audio encoders, loaded ONLY from local paths (no downloads at run time).
+
+An encoder maps one mono waveform at its own ``sample_rate`` to frame embeddings (frames x dims).
+
+* :class:`HuggingFaceEncoder`: any ``transformers`` audio model that ``AutoModel`` loads from a
+  local directory (AST, WavLM, HuBERT, wav2vec 2.0, Whisper's encoder, ...), with the
+  directory's feature extractor where it has one.
+* :class:`BEATsEncoder`: BEATs from its official checkpoint file (``{"cfg": ..., "model": ...}``
+  as Microsoft distributes it), run by the ``openbeats`` package's vendored ESPnet encoder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+class EncoderWeightsError(FileNotFoundError):
+    """Missing or incompatible pretrained weights; the message says what to download and where."""
+
+
+def _require(path: str | Path, what: str, example: str) -> Path:
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise EncoderWeightsError(
+            f"{path}: pretrained {what} not found. These machines cannot download weights: download "
+            f"{example} once on a machine with internet access, copy it here, and set encoder.path=<path>"
+        )
+    return path
+
+
+class HuggingFaceEncoder(nn.Module):
+    """A ``transformers`` audio model from a local directory (``save_pretrained`` layout).
+
+    ``layer`` selects a hidden state (``None``: the last), since middle layers often serve
+    anomaly detection better than the last.
+    """
+
+    def __init__(self, path: str, layer: int | None = None):
+        super().__init__()
+        from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
+
+        directory = _require(path, "Hugging Face model directory", "e.g. `huggingface-cli download MIT/ast-finetuned-audioset-10-10-0.4593 --local-dir <dir>`")
+        try:
+            config = AutoConfig.from_pretrained(directory, local_files_only=True)
+            self.model = AutoModel.from_pretrained(directory, local_files_only=True).eval()
+        except (OSError, ValueError, KeyError) as err:
+            raise EncoderWeightsError(f"{directory}: not a loadable transformers model directory ({err})") from err
+        try:
+            self.feature_extractor = AutoFeatureExtractor.from_pretrained(directory, local_files_only=True)
+        except (OSError, ValueError, KeyError):
+            self.feature_extractor = None  # models that take raw waveforms directly
+        self.is_whisper = config.model_type == "whisper"
+        self.layer = layer
+        self.sample_rate = int(getattr(self.feature_extractor, "sampling_rate", 16000) or 16000)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        if self.feature_extractor is not None:
+            inputs = self.feature_extractor(waveform.cpu().numpy(), sampling_rate=self.sample_rate, return_tensors="pt")
+            inputs = {k: v.to(waveform.device) for k, v in inputs.items() if k in ("input_values", "input_features")}
+        else:
+            inputs = {"input_values": waveform.unsqueeze(0)}
+        module = self.model.encoder if self.is_whisper else self.model
+        outputs = module(**inputs, output_hidden_states=self.layer is not None)
+        hidden = outputs.hidden_states[self.layer] if self.layer is not None else outputs.last_hidden_state
+        return hidden[0]
+
+
+class BEATsEncoder(nn.Module):
+    """BEATs from an official checkpoint file (``BEATs_iter3_plus_AS2M.pt`` and the like)."""
+
+    sample_rate = 16000
+
+    def __init__(self, path: str, layer: int | None = None):
+        super().__init__()
+        from openbeats.beats_encoder import BeatsEncoder
+
+        file = _require(path, "BEATs checkpoint", "e.g. BEATs_iter3_plus_AS2M.pt from https://github.com/microsoft/unilm/tree/master/beats")
+        try:
+            checkpoint = torch.load(file, map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises several types for non-checkpoint files
+            raise EncoderWeightsError(f"{file}: not a readable torch checkpoint ({err})") from err
+        if not isinstance(checkpoint, dict) or not {"cfg", "model"} <= checkpoint.keys():
+            raise EncoderWeightsError(f"{file}: not an official BEATs checkpoint (expected the keys 'cfg' and 'model')")
+        self.encoder = BeatsEncoder(input_size=0, beats_config=dict(checkpoint["cfg"]), max_layer=layer)
+        result = self.encoder.load_state_dict(checkpoint["model"], strict=False)
+        missing = [k for k in result.missing_keys if "_pad" not in k]  # padding helpers are not in the checkpoint
+        if missing:
+            raise EncoderWeightsError(f"{file}: checkpoint does not fit the BEATs architecture; missing {missing[:5]}")
+        self.encoder.eval()
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        lengths = torch.tensor([waveform.shape[-1]], device=waveform.device)
+        frames, frame_lengths, _ = self.encoder(waveform.unsqueeze(0), lengths, waveform_input=True)
+        return frames[0, : int(frame_lengths[0])]

@@ -1,0 +1,156 @@
+"""LightningModule of the MobileFaceNet attribute classifier (optionally STgram-MFN).
+
+It learns to tell apart the classes section x attribute combination of the normal training
+clips (see ``asd.data.datamodule.class_name``) with a margin loss; its embeddings (or logits)
+then go to a scoring back-end: kNN or Mahalanobis on embeddings, or the classifier's own score
+on logits. The number of classes is only known from the data, so the head is built in
+``setup`` and the class names travel in the checkpoint: a checkpoint reloads without the data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchaudio
+from torch import nn
+
+from asd.backends import ScoringBackend
+from asd.models.base import AnomalyDetectionModule
+from asd.models.mobilefacenet import ArcMarginHead, MobileFaceNet, TgramBranch
+
+
+def stack_cropped(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """Stack clips along a new batch axis, cropping to the shortest (real DCASE clips are equal)."""
+    length = min(t.shape[-1] for t in tensors)
+    return torch.stack([t[..., :length] for t in tensors])
+
+
+class MobileFaceNetModule(AnomalyDetectionModule):
+    def __init__(
+        self,
+        backend: ScoringBackend,
+        n_mels: int = 128,
+        n_fft: int = 1024,
+        hop_length: int = 512,
+        use_tgram: bool = False,
+        embedding_dim: int = 128,
+        width: int = 64,
+        channels: int = 128,
+        final_channels: int = 512,
+        loss: str = "arcface",
+        scale: float = 30.0,
+        margin: float = 0.5,
+        mixup_alpha: float = 0.0,
+        freq_mask: int = 0,
+        time_mask: int = 0,
+        shift_classes: tuple[int, ...] = (),
+        lr: float = 1e-3,
+        weight_decay: float = 1e-5,
+        representation: str = "embedding",
+        decision_percentile: float = 0.9,
+        class_names: list[str] | None = None,
+    ):
+        super().__init__(backend=backend, decision_percentile=decision_percentile)
+        if loss not in ("arcface", "adacos"):
+            raise ValueError(f"model.loss must be 'arcface' or 'adacos', got {loss!r}")
+        if representation not in ("embedding", "logits"):
+            raise ValueError(f"model.representation must be 'embedding' or 'logits', got {representation!r}")
+        self.save_hyperparameters(ignore=["backend", "class_names"])
+        self.data_input = "waveforms" if use_tgram else "clips"
+        # per mel bin: quiet high bands, where faults often show, get the same weight as loud low ones
+        self.input_norm = nn.BatchNorm1d(n_mels)
+        self.tgram = TgramBranch(n_mels, n_fft, hop_length) if use_tgram else None
+        self.encoder = MobileFaceNet(2 if use_tgram else 1, embedding_dim, width, channels, final_channels)
+        augment = []
+        if freq_mask:
+            augment.append(torchaudio.transforms.FrequencyMasking(freq_mask))
+        if time_mask:
+            augment.append(torchaudio.transforms.TimeMasking(time_mask))
+        self.spec_augment = nn.Sequential(*augment)
+        self.shift_classes = tuple(shift_classes)
+        self.class_names: list[str] = []
+        self.head: ArcMarginHead | None = None
+        if class_names:
+            self._build_head(class_names)
+
+    def _build_head(self, class_names: list[str]) -> None:
+        self.class_names = list(class_names)
+        adacos = self.hparams.loss == "adacos"
+        self.head = ArcMarginHead(
+            self.hparams.embedding_dim,
+            len(class_names) * (1 + len(self.shift_classes)),
+            scale=self.hparams.scale,
+            margin=0.0 if adacos else self.hparams.margin,
+            adaptive_scale=adacos,
+        )
+
+    def setup(self, stage: str) -> None:
+        if self.head is None:
+            names = self.trainer.datamodule.class_names
+            if len(names) < 2:
+                raise ValueError(f"the attribute classifier needs at least two classes, the data gives {names}")
+            self._build_head(names)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["class_names"] = self.class_names
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if self.head is None:
+            self._build_head(checkpoint["class_names"])
+
+    def embed(self, batch: dict, augment: bool = False) -> torch.Tensor:
+        x = self.input_norm(stack_cropped(batch["features"])).unsqueeze(1)  # (B, 1, n_mels, frames)
+        if self.tgram is not None:
+            tgram = self.tgram(stack_cropped(batch["waveform"])).unsqueeze(1)
+            frames = min(x.shape[-1], tgram.shape[-1])
+            x = torch.cat([x[..., :frames], tgram[..., :frames]], dim=1)
+        if augment:
+            x = self.spec_augment(x)
+        return self.encoder(x)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.embed(batch)
+
+    def _shifted_copies(self, batch: dict) -> dict:
+        """Each clip once more per entry of ``shift_classes``, its log-mel moved by that many mel
+        bins, as a class of its own: the embedding must then notice where energy sits in
+        frequency, which attribute classes alone need not teach (a shifted resonance is a fault)."""
+        features, labels = list(batch["features"]), [batch["label"]]
+        for i, bins in enumerate(self.shift_classes, start=1):
+            features += [torch.roll(f, bins, dims=0) for f in batch["features"]]
+            labels.append(batch["label"] + i * len(self.class_names))
+        extended = {**batch, "features": features, "label": torch.cat(labels)}
+        if "waveform" in batch:
+            extended["waveform"] = list(batch["waveform"]) * (1 + len(self.shift_classes))
+        return extended
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        if self.shift_classes:
+            batch = self._shifted_copies(batch)
+        labels = batch["label"]
+        alpha = self.hparams.mixup_alpha
+        if alpha > 0:
+            lam = float(np.random.beta(alpha, alpha))
+            order = torch.randperm(len(labels), device=labels.device)
+            x = self.embed(batch, augment=True)
+            # mixing in embedding space keeps the margin head's per-class targets well defined
+            mixed = lam * x + (1 - lam) * x[order]
+            loss = lam * F.cross_entropy(self.head(mixed, labels), labels) + (1 - lam) * F.cross_entropy(
+                self.head(mixed, labels[order]), labels[order]
+            )
+        else:
+            loss = F.cross_entropy(self.head(self.embed(batch, augment=True), labels), labels)
+        self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(labels))
+        return loss
+
+    def representations(self, batch: dict) -> list[torch.Tensor]:
+        embeddings = self.embed(batch)
+        if self.hparams.representation == "logits":
+            rows = self.head(embeddings)[:, : len(self.class_names)]  # the real classes, not the shifted ones
+        else:
+            rows = embeddings
+        return list(rows.unsqueeze(1))
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

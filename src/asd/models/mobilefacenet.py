@@ -1,0 +1,128 @@
+"""MobileFaceNet for machine sound (as in STgram-MFN), margin-based heads, and the STgram
+temporal branch, as plain torch modules."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ConvBlock(nn.Sequential):
+    def __init__(self, inputs, outputs, kernel, stride=1, padding=0, groups=1, linear=False):
+        layers = [nn.Conv2d(inputs, outputs, kernel, stride, padding, groups=groups, bias=False), nn.BatchNorm2d(outputs)]
+        if not linear:
+            layers.append(nn.PReLU(outputs))
+        super().__init__(*layers)
+
+
+class Bottleneck(nn.Module):
+    """Inverted residual: 1x1 expand, 3x3 depthwise, 1x1 linear project (residual when shapes match)."""
+
+    def __init__(self, inputs, outputs, stride, expansion):
+        super().__init__()
+        hidden = inputs * expansion
+        self.residual = stride == 1 and inputs == outputs
+        self.body = nn.Sequential(
+            ConvBlock(inputs, hidden, 1),
+            ConvBlock(hidden, hidden, 3, stride, 1, groups=hidden),
+            ConvBlock(hidden, outputs, 1, linear=True),
+        )
+
+    def forward(self, x):
+        return x + self.body(x) if self.residual else self.body(x)
+
+
+# (expansion t, repeats n, first stride s) of the three bottleneck stages, as STgram-MFN's
+# MobileFaceNet; every stage has ``channels`` output channels (128 there).
+BOTTLENECK_SETTING = ((2, 2, 2), (4, 2, 2), (4, 2, 2))
+
+
+class TgramBranch(nn.Module):
+    """STgram's learned temporal front end: a strided 1-D conv on the waveform whose hop matches
+    the log-mel's, then 1-D conv blocks; gives an (n_mels, frames) map to stack with the log-mel."""
+
+    def __init__(self, n_mels: int = 128, n_fft: int = 1024, hop_length: int = 512, n_blocks: int = 3):
+        super().__init__()
+        self.stem = nn.Conv1d(1, n_mels, n_fft, hop_length, padding=n_fft // 2, bias=False)
+        self.convs = nn.ModuleList([nn.Conv1d(n_mels, n_mels, 3, 1, 1, bias=False) for _ in range(n_blocks)])
+        self.norms = nn.ModuleList([nn.GroupNorm(1, n_mels) for _ in range(n_blocks)])
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:  # (B, T) -> (B, n_mels, frames)
+        x = self.stem(waveform.unsqueeze(1))
+        for conv, norm in zip(self.convs, self.norms):
+            x = F.leaky_relu(norm(conv(x)), 0.2)
+        return x
+
+
+class MobileFaceNet(nn.Module):
+    """(B, C, n_mels, frames) -> (B, embedding_dim).
+
+    The original's global depthwise convolution needs a fixed input size; clips of any length
+    are pooled adaptively here instead, then projected to the embedding.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        embedding_dim: int = 128,
+        width: int = 64,
+        channels: int = 128,
+        final_channels: int = 512,
+        setting=BOTTLENECK_SETTING,
+    ):
+        super().__init__()
+        layers = [ConvBlock(in_channels, width, 3, 2, 1), ConvBlock(width, width, 3, 1, 1, groups=width)]
+        current = width
+        for expansion, repeats, stride in setting:
+            for i in range(repeats):
+                layers.append(Bottleneck(current, channels, stride if i == 0 else 1, expansion))
+                current = channels
+        layers.append(ConvBlock(current, final_channels, 1))
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.embedding = nn.Sequential(nn.Linear(final_channels, embedding_dim, bias=False), nn.BatchNorm1d(embedding_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embedding(self.pool(self.features(x)).flatten(1))
+
+
+class ArcMarginHead(nn.Module):
+    """Cosine classifier with an additive angular margin on the target class (ArcFace).
+
+    ``margin=0`` with ``adaptive_scale=True`` is AdaCos: the scale follows the batch's median
+    angle instead of being fixed.
+    """
+
+    def __init__(self, embedding_dim: int, n_classes: int, scale: float = 30.0, margin: float = 0.5, adaptive_scale: bool = False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_classes, embedding_dim))
+        nn.init.xavier_uniform_(self.weight)
+        self.margin = margin
+        self.adaptive_scale = adaptive_scale
+        initial = math.sqrt(2) * math.log(n_classes - 1) if adaptive_scale and n_classes > 1 else scale
+        self.register_buffer("scale", torch.tensor(float(initial)))
+
+    def cosine(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return F.linear(F.normalize(embeddings), F.normalize(self.weight))
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Scaled logits; with labels (training), the target logits carry the margin."""
+        cosine = self.cosine(embeddings).clamp(-1 + 1e-7, 1 - 1e-7)
+        if labels is None:
+            return self.scale * cosine
+        one_hot = F.one_hot(labels, cosine.shape[1]).bool()
+        theta = torch.acos(cosine)
+        if self.adaptive_scale and self.training:
+            self._update_scale(cosine, theta, one_hot)
+        target = torch.cos(torch.clamp(theta + self.margin, max=math.pi))  # cos falls monotonically up to pi
+        return self.scale * torch.where(one_hot, target, cosine)
+
+    @torch.no_grad()
+    def _update_scale(self, cosine, theta, one_hot):
+        n_classes = cosine.shape[1]
+        others = torch.where(one_hot, torch.zeros_like(cosine), torch.exp(self.scale * cosine)).sum(1).mean()
+        median_theta = torch.median(theta[one_hot])
+        self.scale.copy_(torch.log(others) / torch.cos(torch.clamp(median_theta, max=math.pi / 4)))

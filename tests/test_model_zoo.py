@@ -1,0 +1,211 @@
+import numpy as np
+import pytest
+import torch
+
+from asd.backends import ClassifierScoreBackend, KNNBackend
+from asd.models.encoders import BEATsEncoder, EncoderWeightsError, HuggingFaceEncoder
+from asd.models.mfn import MobileFaceNetModule
+from asd.models.mobilefacenet import ArcMarginHead, MobileFaceNet
+from asd.models.pretrained import PretrainedEmbeddingModule
+
+TINY_MFN = dict(width=8, channels=16, final_channels=32, embedding_dim=16)
+
+
+def _brute_force_knn_score(rows, banks, k):
+    """Reference: loops over every pair, cosine distance from scratch."""
+    per_row = []
+    for row in rows:
+        per_domain = []
+        for domain, bank in banks.items():
+            distances = sorted(
+                1.0 - float(np.dot(row, member)) / (np.linalg.norm(row) * np.linalg.norm(member)) for member in bank
+            )
+            per_domain.append(np.mean(distances[: k[domain]]))
+        per_row.append(min(per_domain))
+    return float(np.mean(per_row))
+
+
+def test_knn_backend_matches_brute_force_on_random_data():
+    rng = np.random.default_rng(0)
+    source = [rng.normal(size=(1, 24)) for _ in range(40)]
+    target = [rng.normal(size=(1, 24)) + 0.5 for _ in range(6)]
+    backend = KNNBackend(k_source=3, k_target=2, density_normalise=False)
+    backend.fit(source + target, ["source"] * 40 + ["target"] * 6, [0] * 46)
+    queries = [rng.normal(size=(2, 24)) for _ in range(25)]
+    ours = backend.score(queries, [0] * 25)
+    reference = [_brute_force_knn_score(q, {"source": np.concatenate(source), "target": np.concatenate(target)}, {"source": 3, "target": 2}) for q in queries]
+    np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-6)
+    # the ranking, which is all AUC sees, is exactly the reference's
+    assert list(np.argsort(ours, kind="stable")) == list(np.argsort(reference, kind="stable"))
+
+
+def test_knn_options_condense_and_oversample():
+    rng = np.random.default_rng(1)
+    source = [rng.normal(size=(1, 8)) for _ in range(50)]
+    target = [rng.normal(size=(1, 8)) for _ in range(5)]
+    backend = KNNBackend(source_kmeans=10, smote_target=True, smote_neighbors=2)
+    backend.fit(source + target, ["source"] * 50 + ["target"] * 5, [0] * 55)
+    banks = {domain: bank for domain, (bank, _) in backend.states[0].items()}
+    assert banks["source"].shape == (10, 8)
+    assert banks["target"].shape[0] > 5  # oversampled towards the source count
+    assert np.allclose(np.linalg.norm(banks["target"], axis=1), 1.0, atol=1e-5)
+
+
+def test_density_normalisation_puts_a_sparse_target_bank_on_the_source_scale():
+    rng = np.random.default_rng(2)
+    centre_s, centre_t = rng.normal(size=16), rng.normal(size=16)
+    source = [(centre_s + 0.1 * rng.normal(size=16))[None] for _ in range(90)]
+    target = [(centre_t + 0.4 * rng.normal(size=16))[None] for _ in range(10)]  # few and spread out
+    raw, normalised = KNNBackend(density_normalise=False), KNNBackend()
+    for backend in (raw, normalised):
+        backend.fit(source + target, ["source"] * 90 + ["target"] * 10, ["s"] * 100)
+    normal_target = [(centre_t + 0.4 * rng.normal(size=16))[None] for _ in range(20)]
+    source_anomaly = [(centre_s + 0.3 * rng.normal(size=16))[None] for _ in range(20)]
+    def auc(backend):
+        from sklearn.metrics import roc_auc_score
+
+        scores = backend.score(normal_target + source_anomaly, ["s"] * 40)
+        return roc_auc_score([0] * 20 + [1] * 20, scores)
+    assert auc(raw) < 0.5 < 0.9 < auc(normalised)
+
+
+def test_classifier_backend_scores_unlikely_sections_high():
+    backend = ClassifierScoreBackend()
+    train = [np.array([[5.0, 0.0, 0.0, 0.0]]), np.array([[0.0, 5.0, 0.0, 0.0]])]
+    backend.fit(train, ["source", "target"], [0, 0])
+    confident, confused = np.array([[6.0, 0.0, 0.0, 0.0]]), np.array([[0.0, 0.0, 6.0, 6.0]])
+    scores = backend.score([confident, confused], [0, 0])
+    assert scores[0] < 0.01 < 5 < scores[1]
+
+
+def test_arcface_margin_lowers_the_target_logit():
+    torch.manual_seed(0)
+    head = ArcMarginHead(16, 5, scale=30.0, margin=0.5)
+    embeddings, labels = torch.randn(8, 16), torch.randint(0, 5, (8,))
+    plain = head(embeddings)
+    with_margin = head(embeddings, labels)
+    rows = torch.arange(8)
+    assert torch.all(with_margin[rows, labels] < plain[rows, labels])
+    others = torch.ones_like(plain, dtype=torch.bool)
+    others[rows, labels] = False
+    assert torch.equal(with_margin[others], plain[others])
+    assert torch.allclose(plain, 30.0 * head.cosine(embeddings), atol=1e-5)
+
+
+def test_adacos_adapts_its_scale():
+    head = ArcMarginHead(16, 10, margin=0.0, adaptive_scale=True).train()
+    start = float(head.scale)
+    assert start == pytest.approx(np.sqrt(2) * np.log(9))
+    head(torch.randn(32, 16), torch.randint(0, 10, (32,)))
+    assert float(head.scale) != start
+
+
+@pytest.mark.parametrize("use_tgram", [False, True])
+def test_mobilefacenet_shapes(use_tgram):
+    module = MobileFaceNetModule(KNNBackend(), use_tgram=use_tgram, class_names=["a", "b", "c"], **TINY_MFN)
+    batch = {
+        "features": [torch.randn(128, 63), torch.randn(128, 63)],
+        "waveform": [torch.randn(32000), torch.randn(32000)],
+        "label": torch.tensor([0, 2]),
+    }
+    assert module.data_input == ("waveforms" if use_tgram else "clips")
+    module.eval()
+    assert module(batch).shape == (2, 16)
+    reps = module.representations(batch)
+    assert len(reps) == 2 and reps[0].shape == (1, 16)
+    module.train()
+    loss = module.training_step(batch, 0)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    assert MobileFaceNet(1, 16, 8, 16, 32)(torch.randn(2, 1, 128, 100)).shape == (2, 16)  # any clip length
+
+
+def test_classifier_checkpoint_reloads_without_data(tmp_path):
+    import lightning as L
+
+    module = MobileFaceNetModule(KNNBackend(), representation="logits", class_names=["fan/section_00/a_1", "fan/section_00/a_2"], **TINY_MFN)
+    trainer = L.Trainer(max_epochs=0, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.strategy.connect(module)
+    path = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(path)
+    reloaded = MobileFaceNetModule.load_from_checkpoint(path, backend=KNNBackend())
+    assert reloaded.class_names == module.class_names
+    module.eval(), reloaded.eval()
+    batch = {"features": [torch.randn(128, 40)]}
+    assert torch.equal(module.representations(batch)[0], reloaded.representations(batch)[0])
+    assert reloaded.representations(batch)[0].shape == (1, 2)
+
+
+def _tiny_wav2vec2(directory):
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    config = Wav2Vec2Config(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+        conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 8), num_feat_extract_layers=2,
+        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    Wav2Vec2Model(config).save_pretrained(directory)
+    Wav2Vec2FeatureExtractor(sampling_rate=16000).save_pretrained(directory)
+
+
+def _tiny_ast(directory):
+    from transformers import ASTConfig, ASTFeatureExtractor, ASTModel
+
+    config = ASTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, max_length=128, num_mel_bins=64)
+    torch.manual_seed(0)
+    ASTModel(config).save_pretrained(directory)
+    ASTFeatureExtractor(num_mel_bins=64, max_length=128, sampling_rate=16000).save_pretrained(directory)
+
+
+@pytest.mark.parametrize("build, dims", [(_tiny_wav2vec2, 32), (_tiny_ast, 32)], ids=["wav2vec2", "ast"])
+def test_hugging_face_encoder_from_a_local_directory(tmp_path, build, dims):
+    build(tmp_path / "model")
+    encoder = HuggingFaceEncoder(str(tmp_path / "model"))
+    frames = encoder(torch.randn(16000))
+    assert frames.ndim == 2 and frames.shape[1] == dims
+    middle = HuggingFaceEncoder(str(tmp_path / "model"), layer=1)(torch.randn(16000))
+    assert middle.shape[1] == dims
+    # the whole memory-bank model: resampling 8 kHz input up to the encoder's 16 kHz
+    module = PretrainedEmbeddingModule(KNNBackend(), encoder, sample_rate=8000, pooling="mean+max")
+    assert module.configure_optimizers() is None and not module.trainable
+    reps = module.representations({"waveform": [torch.randn(8000), torch.randn(8000)]})
+    assert [r.shape for r in reps] == [(1, 2 * dims)] * 2
+
+
+def _tiny_beats_checkpoint(path):
+    from openbeats.beats_encoder import BeatsEncoder
+
+    cfg = {"encoder_layers": 2, "encoder_embed_dim": 32, "encoder_ffn_embed_dim": 64, "encoder_attention_heads": 2,
+           "embed_dim": 32, "input_patch_size": 16, "relative_position_embedding": True, "num_buckets": 32,
+           "max_distance": 64, "gru_rel_pos": True, "layer_norm_first": False, "deep_norm": True}  # fmt: skip
+    torch.manual_seed(0)
+    model = BeatsEncoder(input_size=0, beats_config=cfg)
+    torch.save({"cfg": cfg, "model": {k: v for k, v in model.state_dict().items() if "_pad" not in k}}, path)
+    return model
+
+
+def test_beats_encoder_from_an_official_layout_checkpoint(tmp_path):
+    reference = _tiny_beats_checkpoint(tmp_path / "BEATs_tiny.pt").eval()
+    encoder = BEATsEncoder(str(tmp_path / "BEATs_tiny.pt"))
+    waveform = torch.randn(16000)
+    frames = encoder(waveform)
+    assert frames.ndim == 2 and frames.shape[1] == 32
+    with torch.no_grad():
+        expected, lengths, _ = reference(waveform.unsqueeze(0), torch.tensor([16000]), waveform_input=True)
+    assert torch.allclose(frames, expected[0, : int(lengths[0])], atol=1e-5)
+
+
+def test_missing_or_incompatible_weights_are_clear_errors(tmp_path):
+    with pytest.raises(EncoderWeightsError, match="BEATs checkpoint not found.*download"):
+        BEATsEncoder(str(tmp_path / "BEATs_iter3_plus_AS2M.pt"))
+    with pytest.raises(EncoderWeightsError, match="Hugging Face model directory not found"):
+        HuggingFaceEncoder(str(tmp_path / "missing_dir"))
+    torch.save({"weights": {}}, tmp_path / "other.pt")
+    with pytest.raises(EncoderWeightsError, match="not an official BEATs checkpoint"):
+        BEATsEncoder(str(tmp_path / "other.pt"))
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(EncoderWeightsError, match="not a readable torch checkpoint"):
+        BEATsEncoder(str(tmp_path / "garbage.pt"))
+    (tmp_path / "empty_dir").mkdir()
+    with pytest.raises(EncoderWeightsError, match="not a loadable transformers model directory"):
+        HuggingFaceEncoder(str(tmp_path / "empty_dir"))
