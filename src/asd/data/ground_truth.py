@@ -19,18 +19,26 @@ class TruthRow:
     original_name: str | None = None  # name with domain, label and attributes, when known
 
 
-def _read_two_columns(path: Path) -> list[tuple[str, str]]:
+def read_file_value_rows(path: Path, error: type[ValueError] = GroundTruthError, what: str = "ground-truth file"):
+    """``(line number, file, value)`` of a headerless ``file,value`` CSV; blank lines skipped.
+
+    A missing file or a row without two cells raises ``error`` naming the file (and line).
+    """
     if not path.is_file():
-        raise GroundTruthError(f"{path}: ground-truth file not found")
+        raise error(f"{path}: {what} not found")
     rows = []
     with open(path, newline="") as file:
         for line_no, row in enumerate(csv.reader(file), start=1):
             if not row or all(not cell.strip() for cell in row):
                 continue
             if len(row) < 2:
-                raise GroundTruthError(f"{path}:{line_no}: expected 'file,value', got {row!r}")
-            rows.append((row[0].strip(), row[1].strip()))
+                raise error(f"{path}:{line_no}: expected 'file,value', got {row!r}")
+            rows.append((line_no, row[0].strip(), row[1].strip()))
     return rows
+
+
+def _read_two_columns(path: Path) -> list[tuple[str, str]]:
+    return [(name, value) for _, name, value in read_file_value_rows(path)]
 
 
 def ground_truth_path(ground_truth_dir: str | Path, kind: str, machine: str, section_id: str) -> Path:

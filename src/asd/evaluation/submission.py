@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asd.data.ground_truth import GroundTruthError, read_ground_truth
+from asd.data.ground_truth import GroundTruthError, read_file_value_rows, read_ground_truth
 from asd.evaluation.metrics import SectionResult
 
 _GROUND_TRUTH_NAME = re.compile(r"^ground_truth_(?P<machine>.+)_section_(?P<section>\d+)_test\.csv$")
@@ -34,24 +34,17 @@ def write_section(directory: str | Path, machine: str, section_id: str, file_nam
 
 def read_values(path: Path, original_to_renamed: dict[str, str], as_int: bool) -> dict[str, float]:
     """``file -> value``; names written with attributes are mapped to the renamed evaluation names."""
-    if not path.is_file():
-        raise SubmissionError(f"{path}: submission file not found")
     values: dict[str, float] = {}
-    with open(path, newline="") as file:
-        for line_no, row in enumerate(csv.reader(file), start=1):
-            if not row or all(not c.strip() for c in row):
-                continue
-            if len(row) < 2:
-                raise SubmissionError(f"{path}:{line_no}: expected 'file,value', got {row!r}")
-            name = original_to_renamed.get(row[0], row[0])
-            try:
-                value = float(row[1])
-                value = int(value) if as_int else value
-            except ValueError as err:
-                raise SubmissionError(f"{path}:{line_no}: {row[1]!r} is not a number") from err
-            if name in values:
-                raise SubmissionError(f"{path}:{line_no}: {row[0]} is listed twice")
-            values[name] = value
+    for line_no, written_name, cell in read_file_value_rows(path, SubmissionError, "submission file"):
+        name = original_to_renamed.get(written_name, written_name)
+        try:
+            value = float(cell)
+            value = int(value) if as_int else value
+        except ValueError as err:
+            raise SubmissionError(f"{path}:{line_no}: {cell!r} is not a number") from err
+        if name in values:
+            raise SubmissionError(f"{path}:{line_no}: {written_name} is listed twice")
+        values[name] = value
     return values
 
 
