@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from asd.evaluation.callback import OfficialEvaluationCallback, metric_key
 from asd.evaluation.metrics import SectionResult, format_cell, harmonic_mean, official_score, result_rows
+from asd.system import save_system
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +49,24 @@ def fit_and_test(cfg: DictConfig, machines: list[str], output_dir: Path) -> Offi
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     log.info("fitting %s on %s", cfg.model._target_.rsplit(".", 1)[-1], name)
     if model.trainable:
-        trainer.fit(model, datamodule=datamodule)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg, loggers, output_dir))
     trainer.test(model, datamodule=datamodule, verbose=False)
+    save_system(output_dir / "systems" / f"{name}.pt", model, datamodule)
     return evaluation
+
+
+def resume_checkpoint(cfg: DictConfig, loggers: list, output_dir: Path) -> str | None:
+    """``last.ckpt`` of the same machine group in ``cfg.resume_from`` (an earlier run directory)."""
+    if not cfg.get("resume_from"):
+        return None
+    if not loggers:
+        raise ValueError("resume_from needs a logger: checkpoints are kept in the logger's folder")
+    relative = Path(loggers[0].log_dir).resolve().relative_to(output_dir.resolve())
+    checkpoint = Path(cfg.resume_from) / relative / "checkpoints" / "last.ckpt"
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"{checkpoint}: no checkpoint to resume from (the run stopped before its first epoch ended?)")
+    log.info("resuming from %s", checkpoint)
+    return str(checkpoint)
 
 
 def summary_table(sections: list[SectionResult]) -> pd.DataFrame:

@@ -22,7 +22,7 @@ from asd.backends.base import ScoringBackend
 
 
 def normalise(rows: np.ndarray) -> np.ndarray:
-    rows = np.asarray(rows, dtype=np.float32)
+    rows = np.asarray(rows, dtype=np.float64)  # float32 cosines near 1 lose the small distances that matter
     return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
 
 

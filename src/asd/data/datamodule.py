@@ -19,7 +19,7 @@ from typing import Sequence
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
 from asd.data.audio import AudioConfig, load_audio
 from asd.data.features import FeatureCache, FeatureConfig, extract_log_mels, stack_frames
@@ -92,6 +92,24 @@ def collate_clips(items: list[dict]) -> dict:
     return batch
 
 
+class EpochSeededSampler(Sampler):
+    """A random order that depends only on the seed and the epoch (Lightning calls ``set_epoch``),
+    so a run resumed from a checkpoint sees the same batches as one that never stopped."""
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.size
+
+
 class DCASEDataModule(L.LightningDataModule):
     def __init__(
         self,
@@ -111,6 +129,7 @@ class DCASEDataModule(L.LightningDataModule):
         batch_size: int = 256,
         clip_batch_size: int = 16,
         num_workers: int = 0,
+        shuffle_seed: int = 0,
     ):
         super().__init__()
         if input not in ("frames", "clips", "waveforms"):
@@ -135,6 +154,7 @@ class DCASEDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.clip_batch_size = clip_batch_size
         self.num_workers = num_workers
+        self.shuffle_seed = shuffle_seed
         self.train_clips: list[Clip] = []
         self.test_clips: list[Clip] = []
         self.class_names: list[str] = []
@@ -186,8 +206,8 @@ class DCASEDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         if self.input == "frames":
             vectors = torch.cat([stack_frames(m, self.n_frames) for m in self._train_set.log_mels])
-            dataset = TensorDataset(vectors)
-            return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers, drop_last=False)
+            sampler = EpochSeededSampler(len(vectors), self.shuffle_seed)
+            return DataLoader(TensorDataset(vectors), batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers)
         return self._clip_loader(self._train_set, shuffle=True)
 
     def train_clip_dataloader(self) -> DataLoader:
@@ -200,7 +220,7 @@ class DCASEDataModule(L.LightningDataModule):
         return DataLoader(
             dataset,
             batch_size=self.clip_batch_size,
-            shuffle=shuffle,
+            sampler=EpochSeededSampler(len(dataset), self.shuffle_seed) if shuffle else None,
             collate_fn=collate_clips,
             num_workers=self.num_workers,
         )

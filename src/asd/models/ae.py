@@ -44,9 +44,9 @@ class AutoEncoderModule(AnomalyDetectionModule):
         return loss
 
     def representations(self, batch: dict) -> list[torch.Tensor]:
+        # Clip by clip, so that a clip's errors do not depend on the batch it came in.
         stacked = [stack_frames(features, self.n_frames) for features in batch["features"]]
-        errors = torch.cat(stacked) - self(torch.cat(stacked))
-        return list(torch.split(errors, [len(s) for s in stacked]))
+        return [vectors - self(vectors) for vectors in stacked]
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

@@ -145,12 +145,18 @@ class MobileFaceNetModule(AnomalyDetectionModule):
         return loss
 
     def representations(self, batch: dict) -> list[torch.Tensor]:
-        embeddings = self.embed(batch)
-        if self.hparams.representation == "logits":
-            rows = self.head(embeddings)[:, : len(self.class_names)]  # the real classes, not the shifted ones
-        else:
-            rows = embeddings
-        return list(rows.unsqueeze(1))
+        # One clip at a time: a clip's score must not depend on which clips share its batch
+        # (batched convolutions round differently), and clips keep their full length.
+        rows = []
+        for i, features in enumerate(batch["features"]):
+            clip = {"features": [features]}
+            if "waveform" in batch:
+                clip["waveform"] = [batch["waveform"][i]]
+            embedding = self.embed(clip)
+            if self.hparams.representation == "logits":
+                embedding = self.head(embedding)[:, : len(self.class_names)]  # the real classes, not the shifted ones
+            rows.append(embedding)
+        return rows
 
     def configure_optimizers(self):
         return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

@@ -1,0 +1,129 @@
+"""Score new recordings with a trained run — no training data needed.
+
+    python -m asd.predict <run_dir> <wav files or folders> [--out scores.csv]
+                          [--section fan/section_00] [--window S --hop S]
+
+Writes one row per clip (or per window of a long recording): file, window start/end in
+seconds, section, anomaly score, decision (1 = anomalous, from the threshold fitted on the
+training scores) and error. A file that cannot be read gets a row with its error and the others
+are still scored; the exit status is 1 when any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from asd.data.audio import AudioError, load_audio
+from asd.data.features import LogMel
+from asd.system import RunDirectoryError, System, load_systems
+
+COLUMNS = ["file", "start_s", "end_s", "section", "anomaly_score", "decision", "error"]
+AUDIO_SUFFIXES = (".wav", ".flac")
+
+
+def collect_inputs(inputs: list[str | Path]) -> list[Path]:
+    files = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files += sorted(p for p in item.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+        else:
+            files.append(item)
+    return files
+
+
+def choose_system(systems: dict[str, System], section: str | None) -> tuple[System, str]:
+    matches = [(s, key) for s in systems.values() for key in s.sections if section in (None, key)]
+    if len(matches) == 1:
+        return matches[0]
+    available = sorted(key for s in systems.values() for key in s.sections)
+    if not matches:
+        raise RunDirectoryError(f"no section {section!r} in this run; it has: {', '.join(available)}")
+    raise RunDirectoryError(f"this run scores several sections, choose one with --section: {', '.join(available)}")
+
+
+def windows(waveform: torch.Tensor, rate: int, window_s: float | None, hop_s: float | None):
+    """(start sample, end sample) of each window; the whole clip when no window is given."""
+    if not window_s:
+        return [(0, waveform.numel())]
+    size, hop = int(window_s * rate), int((hop_s or window_s) * rate)
+    if waveform.numel() <= size:
+        return [(0, waveform.numel())]
+    starts = range(0, waveform.numel() - size + 1, hop)
+    return [(start, start + size) for start in starts]
+
+
+@torch.no_grad()
+def score_files(system: System, section: str, files: list[Path], window_s=None, hop_s=None, progress=False) -> list[dict]:
+    module, rate = system.module, system.feature_config.sample_rate
+    audio_config = replace(system.audio_config, resample=True)  # new recordings come at any rate
+    log_mel = LogMel(system.feature_config)
+    rows = []
+    for path in tqdm(files, disable=not progress, unit="file"):
+        try:
+            waveform = load_audio(path, audio_config)
+        except AudioError as err:
+            rows.append({"file": str(path), "section": section, "error": str(err)})
+            continue
+        for start, end in windows(waveform, rate, window_s, hop_s):
+            piece = waveform[start:end]
+            batch = {"features": [log_mel(piece)], "waveform": [piece], "section": [section], "domain": ["unknown"]}
+            score = float(module.backend.score([module.representations(batch)[0].cpu().numpy()], [section])[0])
+            rows.append(
+                {
+                    "file": str(path),
+                    "start_s": start / rate,
+                    "end_s": end / rate,
+                    "section": section,
+                    "anomaly_score": score,
+                    "decision": int(score > module.decision_thresholds[section]),
+                    "error": "",
+                }
+            )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m asd.predict", description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", type=Path, help="a finished asd.train run directory")
+    parser.add_argument("inputs", nargs="+", help="audio files and/or folders (searched recursively)")
+    parser.add_argument("--out", type=Path, default=Path("scores.csv"))
+    parser.add_argument("--section", help="which machine type/section to score as, e.g. fan/section_00")
+    parser.add_argument("--window", type=float, help="score long recordings in windows of this many seconds")
+    parser.add_argument("--hop", type=float, help="window hop in seconds (default: the window)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        system, section = choose_system(load_systems(args.run_dir), args.section)
+    except RunDirectoryError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    files = collect_inputs(args.inputs)
+    if not files:
+        print(f"error: no audio files in {' '.join(args.inputs)}", file=sys.stderr)
+        return 2
+    rows = score_files(system, section, files, args.window, args.hop, progress=len(files) > 20)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    failed = [r for r in rows if r["error"]]
+    for row in rows[:20]:
+        shown = row["error"] or f"{row['anomaly_score']:.4f}  {'ANOMALY' if row['decision'] else 'normal'}"
+        print(f"{Path(row['file']).name}  {row.get('start_s', '')}  {shown}")
+    if len(rows) > 20:
+        print(f"... {len(rows) - 20} more rows")
+    print(f"{len(rows) - len(failed)} scored, {len(failed)} failed -> {args.out}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from asd.predict import main as predict_cli
+from asd.system import RunDirectoryError, load_systems
+from asd.train import train
+
+from test_train import TINY_MFN
+
+
+@pytest.fixture
+def own_dataset(tmp_path, synthetic_root):
+    """A private copy of the synthetic data, so a test can move it away."""
+    root = tmp_path / "dataset"
+    shutil.copytree(synthetic_root, root)
+    return root
+
+
+FAMILIES = {
+    "ae": ["model=ae", "backend=mahalanobis", "trainer.max_epochs=1"],
+    "mfn": ["model=mfn_arcface", "trainer.max_epochs=4", *TINY_MFN],
+    "pretrained": ["model=pretrained", "encoder=hf"],
+}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_predict_reproduces_the_runs_scores_without_the_dataset(family, make_cfg, own_dataset, tmp_path):
+    overrides = list(FAMILIES[family])
+    if family == "pretrained":
+        from test_model_zoo import _tiny_wav2vec2
+
+        _tiny_wav2vec2(tmp_path / "w2v")
+        overrides.append(f"encoder.path={tmp_path / 'w2v'}")
+    cfg = make_cfg("machine=ToyRotor", f"data.root={own_dataset}", *overrides)
+    train(cfg)
+    run = Path(cfg.paths.output_dir)
+    moved = tmp_path / "moved"
+    own_dataset.rename(moved)  # the system must not need the training data
+    test_dir = moved / "dev_data" / "raw" / "ToyRotor" / "test"
+    out = tmp_path / "scores.csv"
+    assert predict_cli([str(run), str(test_dir), "--out", str(out)]) == 0
+    predicted = pd.read_csv(out)
+    predicted["name"] = predicted["file"].map(lambda f: Path(f).name)
+    expected = pd.read_csv(run / "submission" / "anomaly_score_ToyRotor_section_00_test.csv", header=None, names=["name", "score"])
+    merged = expected.merge(predicted, on="name")
+    assert len(merged) == 100
+    np.testing.assert_allclose(merged["anomaly_score"], merged["score"], rtol=1e-6, atol=1e-9)
+    decisions = pd.read_csv(run / "submission" / "decision_result_ToyRotor_section_00_test.csv", header=None, names=["name", "d"])
+    assert (decisions.merge(predicted, on="name").eval("d == decision")).all()
+
+
+@pytest.fixture(scope="module")
+def ae_run(tmp_path_factory, synthetic_root):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import open_dict
+
+    from asd.train import config_dir
+
+    tmp = tmp_path_factory.mktemp("ae_run")
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("train", overrides=["machine=ToyRotor", "trainer.max_epochs=1", "callbacks.progress_bar.refresh_rate=0"])
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp / "run")
+        cfg.paths.cache_dir = str(tmp / "cache")
+        cfg.data.root = str(synthetic_root)
+    Path(cfg.paths.output_dir).mkdir(parents=True)
+    train(cfg)
+    return Path(cfg.paths.output_dir)
+
+
+def test_bad_files_get_error_rows_and_the_rest_is_scored(ae_run, synthetic_root, tmp_path):
+    folder = tmp_path / "shop_floor"
+    folder.mkdir()
+    good = next((synthetic_root / "dev_data" / "raw" / "ToyRotor" / "test").glob("*.wav"))
+    shutil.copy(good, folder / "good.wav")
+    (folder / "corrupt.wav").write_bytes(b"RIFF....WAVEnonsense")
+    stereo, rate = sf.read(good)
+    sf.write(folder / "stereo.wav", np.stack([stereo, stereo], axis=1), rate)
+    out = tmp_path / "scores.csv"
+    assert predict_cli([str(ae_run), str(folder), "--out", str(out)]) == 1
+    rows = {Path(r["file"]).name: r for r in csv.DictReader(open(out))}
+    assert rows["good.wav"]["error"] == "" and float(rows["good.wav"]["anomaly_score"]) > 0
+    assert "cannot be read as audio" in rows["corrupt.wav"]["error"]
+    assert "2 channels" in rows["stereo.wav"]["error"]
+
+
+def test_windowed_scoring_of_a_long_recording(ae_run, synthetic_root, tmp_path):
+    clips = sorted((synthetic_root / "dev_data" / "raw" / "ToyRotor" / "test").glob("*normal*.wav"))[:5]
+    long = np.concatenate([sf.read(c)[0] for c in clips])  # 10 s
+    sf.write(tmp_path / "monitor.wav", long, 16000)
+    # a recording at another rate is resampled
+    sf.write(tmp_path / "monitor_8k.wav", long[::2], 8000)
+    out = tmp_path / "scores.csv"
+    assert predict_cli([str(ae_run), str(tmp_path / "monitor.wav"), str(tmp_path / "monitor_8k.wav"), "--out", str(out), "--window", "2", "--hop", "1"]) == 0
+    rows = list(csv.DictReader(open(out)))
+    first = [r for r in rows if r["file"].endswith("monitor.wav")]
+    assert [(float(r["start_s"]), float(r["end_s"])) for r in first] == [(s, s + 2.0) for s in range(9)]
+    assert len(rows) == 18
+
+
+def test_incomplete_or_foreign_run_directories_are_clear_errors(ae_run, tmp_path, capsys):
+    assert predict_cli([str(tmp_path), str(tmp_path), "--out", str(tmp_path / "o.csv")]) == 2
+    assert "no saved systems" in capsys.readouterr().err
+    (tmp_path / "systems").mkdir()
+    (tmp_path / "systems" / "fan.pt").write_bytes(b"not a system")
+    with pytest.raises(RunDirectoryError, match="fan.pt: cannot be loaded"):
+        load_systems(tmp_path)
+    import torch
+
+    torch.save({"format": 99}, tmp_path / "systems" / "fan.pt")
+    with pytest.raises(RunDirectoryError, match="format 99"):
+        load_systems(tmp_path)
+    assert predict_cli([str(ae_run), str(tmp_path), "--section", "fan/section_00", "--out", str(tmp_path / "o.csv")]) == 2
+    assert "no section 'fan/section_00' in this run; it has: ToyRotor/section_00" in capsys.readouterr().err
+
+
+def test_a_stopped_run_resumes_to_the_same_metrics(make_cfg, tmp_path):
+    from omegaconf import open_dict
+
+    uninterrupted, _ = train(make_cfg("machine=ToyHum", "trainer.max_epochs=3"))
+    stopped_cfg = make_cfg("machine=ToyHum", "trainer.max_epochs=1")  # killed after its first epoch
+    with open_dict(stopped_cfg):
+        stopped_cfg.paths.output_dir = str(tmp_path / "stopped")
+    train(stopped_cfg)
+    resumed_cfg = make_cfg("machine=ToyHum", "trainer.max_epochs=3", f"resume_from={tmp_path / 'stopped'}")
+    with open_dict(resumed_cfg):
+        resumed_cfg.paths.output_dir = str(tmp_path / "resumed")
+    resumed, _ = train(resumed_cfg)
+    assert resumed == uninterrupted
+    with pytest.raises(FileNotFoundError, match="no checkpoint to resume from"):
+        train(make_cfg("machine=ToyRotor", f"resume_from={tmp_path / 'nowhere'}"))
