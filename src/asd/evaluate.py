@@ -15,18 +15,12 @@ import sys
 from pathlib import Path
 
 from asd.data.ground_truth import GroundTruthError
-from asd.evaluation.metrics import MetricError, format_cell, result_rows
+from asd.evaluation.metrics import MetricError, write_result_csv
 from asd.evaluation.submission import SubmissionError, load_submission
 
 
 def evaluate(submission_dir: str | Path, ground_truth_dir: str | Path, out_dir: str | Path) -> Path:
-    rows = result_rows(load_submission(submission_dir, ground_truth_dir))
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "result.csv"
-    with open(path, "w", newline="") as file:
-        csv.writer(file, lineterminator="\n").writerows([[format_cell(c) for c in row] for row in rows])
-    return path
+    return write_result_csv(Path(out_dir) / "result.csv", load_submission(submission_dir, ground_truth_dir))
 
 
 def main(argv: list[str] | None = None) -> int:

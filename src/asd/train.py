@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from asd.evaluation.callback import OfficialEvaluationCallback, metric_key
-from asd.evaluation.metrics import SectionResult, format_cell, harmonic_mean, official_score, result_rows
+from asd.evaluation.metrics import SectionResult, harmonic_mean, official_score, write_result_csv
 from asd.system import save_system
 
 log = logging.getLogger(__name__)
@@ -86,7 +85,6 @@ def summary_table(sections: list[SectionResult]) -> pd.DataFrame:
 
 def train(cfg: DictConfig) -> tuple[dict, dict]:
     """Fit and test per the config; return (metrics, objects). Metrics are fractions in [0, 1]."""
-    L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     sections: list[SectionResult] = []
     for machines in machine_groups(cfg):
@@ -94,9 +92,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         sections += fit_and_test(cfg, machines, output_dir).sections
     metrics: dict[str, float] = {}
     if sections:
-        with open(output_dir / "result.csv", "w", newline="") as file:
-            rows = result_rows(sections, with_ci95=False)
-            csv.writer(file, lineterminator="\n").writerows([[format_cell(c) for c in r] for r in rows])
+        write_result_csv(output_dir / "result.csv", sections, with_ci95=False)
         table = summary_table(sections)
         table.to_csv(output_dir / "summary.csv", index=False)
         log.info("results (%%) for %s:\n%s", output_dir, table.to_string(index=False, float_format="%.2f", na_rep=""))

@@ -13,8 +13,10 @@ evaluator's ``<system>_result.csv`` row for row, including its jackknife 95 % in
 
 from __future__ import annotations
 
+import csv
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import scipy.stats
@@ -45,9 +47,14 @@ class SectionResult:
     domains: np.ndarray  # 0 source, 1 target
     scores: np.ndarray
     decisions: np.ndarray  # 0/1
+    _metrics: dict[str, float] | None = field(default=None, init=False, repr=False, compare=False)
 
     def metrics(self) -> dict[str, float]:
-        return section_metrics(self.labels, self.scores, self.domains, self.decisions, f"{self.machine} section {self.section_id}")
+        """The section's official metrics (computed once; the arrays are not changed afterwards)."""
+        if self._metrics is None:
+            where = f"{self.machine} section {self.section_id}"
+            self._metrics = section_metrics(self.labels, self.scores, self.domains, self.decisions, where)
+        return self._metrics
 
 
 def section_metrics(labels, scores, domains, decisions, where: str = "section") -> dict[str, float]:
@@ -173,3 +180,11 @@ def format_cell(cell) -> str:
     if isinstance(cell, (float, np.floating)):
         return repr(float(cell))
     return str(cell)
+
+
+def write_result_csv(path: Path, sections: list[SectionResult], with_ci95: bool = True) -> Path:
+    """The official evaluator's ``<system>_result.csv`` for these sections."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as file:
+        csv.writer(file, lineterminator="\n").writerows([[format_cell(c) for c in row] for row in result_rows(sections, with_ci95)])
+    return path
