@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from pathlib import Path
 
 import hydra
@@ -108,7 +109,12 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
-    metrics, _ = train(cfg)
+    try:
+        metrics, _ = train(cfg)
+    except Exception:
+        # In a multirun the other jobs go on; the failure stays on record in this job's folder.
+        (Path(cfg.paths.output_dir) / "error.txt").write_text(traceback.format_exc())
+        raise
     return metrics.get(cfg.get("optimized_metric")) if cfg.get("optimized_metric") else None
 
 
