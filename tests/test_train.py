@@ -33,6 +33,10 @@ def test_ae_beats_chance_clearly_on_the_easiest_machine(make_cfg):
     events.Reload()
     tags = set(events.Tags()["scalars"])
     assert {"test/official_score", "test/ToyRotor/section_00/auc_source", "test/ToyRotor/section_00/pauc", "train/loss"} <= tags
+    histograms = set(events.Tags()["histograms"])
+    assert {f"scores/ToyRotor/section_00/{d}_{l}" for d in ("source", "target") for l in ("normal", "anomaly")} <= histograms
+    assert "roc/ToyRotor/section_00" in events.Tags()["images"]
+    assert "_hparams_/session_end_info" in events.PluginTagToContent("hparams")
     assert list((run / "tensorboard" / "ToyRotor" / "checkpoints").glob("last.ckpt"))
 
 

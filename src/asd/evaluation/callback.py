@@ -7,6 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.loggers import TensorBoardLogger
 import numpy as np
 
 from asd.evaluation.metrics import SECTION_COLUMNS, SectionResult, official_score
@@ -27,8 +28,9 @@ class OfficialEvaluationCallback(L.Callback):
     """Collects each test clip's score and decision, then per machine type and section writes
     ``anomaly_score_*`` / ``decision_result_*`` CSVs to ``submission_dir`` and, where the test
     labels are known, computes the official metrics and logs them (``test/<machine>/section_XX/<metric>``
-    and ``test/official_score``) to every attached logger. ``sections`` keeps the results for
-    aggregation across runs.
+    and ``test/official_score``) to every attached logger; TensorBoard also gets score histograms
+    (normal/anomalous x source/target), ROC curves as images and the hparams tab with the
+    official score. ``sections`` keeps the results for aggregation across runs.
     """
 
     def __init__(self, submission_dir: str | Path):
@@ -83,3 +85,37 @@ class OfficialEvaluationCallback(L.Callback):
             metrics.update({f"{prefix}/{metric_key(c)}": values[c] for c in SECTION_COLUMNS})
         metrics["test/official_score"] = official_score(all_metrics)
         pl_module.log_dict(metrics)
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                self._tensorboard_views(logger, pl_module, metrics)
+
+    def _tensorboard_views(self, logger: TensorBoardLogger, pl_module, metrics: dict[str, float]) -> None:
+        """Score histograms per domain x label, ROC curves as images, and the hparams tab."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from sklearn.metrics import roc_curve
+
+        writer = logger.experiment
+        for section in self.sections:
+            name = f"{section.machine}/section_{section.section_id}"
+            for domain, domain_code in DOMAIN_CODES.items():
+                for label, label_code in LABEL_CODES.items():
+                    chosen = (section.domains == domain_code) & (section.labels == label_code)
+                    if chosen.any():
+                        writer.add_histogram(f"scores/{name}/{domain}_{label}", section.scores[chosen], global_step=0)
+            figure, axis = plt.subplots(figsize=(4.5, 4.5))
+            for domain, domain_code in DOMAIN_CODES.items():
+                subset = (section.domains == domain_code) | (section.labels == 1)
+                false_positive, true_positive, _ = roc_curve(section.labels[subset], section.scores[subset])
+                auc = section.metrics()[f"AUC ({domain})"]
+                axis.plot(false_positive, true_positive, label=f"{domain} normals + all anomalies (AUC {auc:.3f})")
+            axis.plot([0, 1], [0, 1], "k:", linewidth=0.8)
+            axis.axvline(0.1, color="grey", linewidth=0.8, linestyle="--")  # pAUC's max FPR
+            axis.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC {name}")
+            axis.legend(fontsize=7, loc="lower right")
+            writer.add_figure(f"roc/{name}", figure, global_step=0)
+        hparams = {key: value for key, value in pl_module.hparams.items() if isinstance(value, (int, float, str, bool))}
+        hparams["backend"] = type(pl_module.backend).__name__
+        logger.log_hyperparams(hparams, metrics={"hp/official_score": metrics["test/official_score"]})
