@@ -46,7 +46,7 @@ def main() -> None:
         seconds = one_epoch(ae, frames)
         print(f"AE epoch: {vectors} frame vectors in {seconds:.2f} s = {vectors / seconds:,.0f} vectors/s")
         ae.fit_backend(frames.train_clip_dataloader())
-        system = System(ae.eval(), frames.feature_config, frames.audio_config, clip_seconds=2.0)
+        system = System(ae.eval(), frames.feature_config, frames.audio_config)
         test_files = [clip.path for clip in frames.test_clips]
         start = time.perf_counter()
         score_files(system, system.sections[0], test_files)

@@ -26,7 +26,7 @@ import pandas as pd
 import soundfile as sf
 from tqdm import tqdm
 
-from asd.data.attributes import read_attributes_csv, rebuild_attributes_csv
+from asd.data.attributes import SPLITS, read_attributes_csv, rebuild_attributes_csv
 from asd.data.audio import AudioConfig
 from asd.data.features import FeatureCache, FeatureConfig, extract_log_mels
 from asd.data.filenames import FileNameError, parse_file_name
@@ -34,7 +34,6 @@ from asd.data.index import DATA_SPLIT_DIRS, list_machines, machine_dir
 from asd.data.synthetic import ensure_dataset
 
 DEFAULT_ROOT = Path("data/synthetic")
-SPLITS = ("train", "test", "supplemental")
 
 
 def _machines(args) -> list[str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from asd.data.audio import AudioConfig
@@ -30,7 +29,6 @@ class System:
     module: AnomalyDetectionModule
     feature_config: FeatureConfig
     audio_config: AudioConfig
-    clip_seconds: float  # median training clip length: the natural scoring window
 
     @property
     def sections(self) -> list[str]:
@@ -38,7 +36,6 @@ class System:
 
 
 def save_system(path: Path, module: AnomalyDetectionModule, datamodule) -> None:
-    durations = [m.shape[-1] * datamodule.feature_config.hop_length / datamodule.feature_config.sample_rate for m in datamodule._train_set.log_mels]
     path.parent.mkdir(parents=True, exist_ok=True)
     trainer = module._trainer
     module._trainer = None  # the trainer holds loggers and loaders, none of which scoring needs
@@ -49,7 +46,6 @@ def save_system(path: Path, module: AnomalyDetectionModule, datamodule) -> None:
                 "module": module,
                 "feature_config": asdict(datamodule.feature_config),
                 "audio_config": asdict(datamodule.audio_config),
-                "clip_seconds": float(np.median(durations)),
             },
             path,
         )
@@ -76,7 +72,5 @@ def load_systems(run_dir: str | Path) -> dict[str, System]:
             found = saved.get("format") if isinstance(saved, dict) else type(saved).__name__
             raise RunDirectoryError(f"{file}: system format {found!r}, this version of asd reads format {SYSTEM_FORMAT}")
         module = saved["module"].eval()
-        systems[file.stem] = System(
-            module, FeatureConfig(**saved["feature_config"]), AudioConfig(**saved["audio_config"]), saved["clip_seconds"]
-        )
+        systems[file.stem] = System(module, FeatureConfig(**saved["feature_config"]), AudioConfig(**saved["audio_config"]))
     return systems

@@ -21,9 +21,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 UNKNOWN = "unknown"
-LABELS = ("normal", "anomaly")
-DOMAINS = ("source", "target")
-SPLITS = ("train", "test", "supplemental")
 HIDDEN_ATTRIBUTES = "noAttribute"
 
 
@@ -56,10 +53,6 @@ class ClipInfo:
     @property
     def attribute_dict(self) -> dict[str, str]:
         return dict(self.attributes)
-
-    @property
-    def is_anomaly(self) -> bool:
-        return self.label == "anomaly"
 
     def with_(self, **changes) -> "ClipInfo":
         return replace(self, **changes)
