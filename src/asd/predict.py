@@ -75,15 +75,15 @@ def score_files(system: System, section: str, files: list[Path], window_s=None, 
         for start, end in windows(waveform, rate, window_s, hop_s):
             piece = waveform[start:end]
             batch = {"features": [log_mel(piece)], "waveform": [piece], "section": [section], "domain": ["unknown"]}
-            score = float(module.backend.score([module.representations(batch)[0].cpu().numpy()], [section])[0])
+            scores, decisions = module.score_batch(batch)
             rows.append(
                 {
                     "file": str(path),
                     "start_s": start / rate,
                     "end_s": end / rate,
                     "section": section,
-                    "anomaly_score": score,
-                    "decision": int(score > module.decision_thresholds[section]),
+                    "anomaly_score": float(scores[0]),
+                    "decision": decisions[0],
                     "error": "",
                 }
             )

@@ -7,8 +7,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.loggers import TensorBoardLogger
 import numpy as np
+from lightning.pytorch.loggers import TensorBoardLogger
 
 from asd.evaluation.metrics import SECTION_COLUMNS, SectionResult, official_score
 from asd.evaluation.submission import write_section

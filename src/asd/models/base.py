@@ -62,9 +62,14 @@ class AnomalyDetectionModule(L.LightningModule):
         self.train(was_training)
         log.info("back-end %s fitted on %d training clips", type(self.backend).__name__, len(reps))
 
-    def test_step(self, batch: dict, batch_idx: int) -> dict:
+    @torch.no_grad()
+    def score_batch(self, batch: dict) -> tuple[np.ndarray, list[int]]:
+        """Anomaly scores of a batch's clips and their 0/1 decisions against their sections' thresholds."""
         reps = [r.detach().cpu().numpy() for r in self.representations(batch)]
         sections = batch["section"]
         scores = self.backend.score(reps, sections)
-        decisions = [int(score > self.decision_thresholds[s]) for score, s in zip(scores, sections)]
+        return scores, [int(score > self.decision_thresholds[s]) for score, s in zip(scores, sections)]
+
+    def test_step(self, batch: dict, batch_idx: int) -> dict:
+        scores, decisions = self.score_batch(batch)
         return {"index": batch["index"].cpu(), "scores": torch.from_numpy(scores), "decisions": torch.tensor(decisions)}
