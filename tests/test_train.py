@@ -4,9 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
-import torch
 import pytest
+import scipy.stats
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from asd.evaluate import evaluate
@@ -72,22 +74,62 @@ def test_missing_dataset_is_a_clear_error(make_cfg, tmp_path):
         train(cfg)
 
 
-def test_cli_multirun_across_machines(tmp_path, synthetic_root):
+def official_row(result_csv: Path) -> float:
+    with open(result_csv) as file:
+        return float([row for row in csv.reader(file) if row and row[0] == "official score"][0][2])
+
+
+def section_rows(result_csv: Path) -> dict[str, list[float]]:
+    """machine -> [AUC (source), AUC (target), pAUC] of section 00, from a job's result.csv."""
+    rows, machine = {}, None
+    with open(result_csv) as file:
+        for row in csv.reader(file):
+            if len(row) == 1:
+                machine = row[0]
+            elif row and row[0] == "00":
+                rows[machine] = [float(v) for v in row[2:5]]
+    return rows
+
+
+def test_cli_multirun_machines_by_models_with_a_failing_job_and_summary(tmp_path, synthetic_root):
     env = {**os.environ, "ASD_ROOT": str(tmp_path)}
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "synthetic").symlink_to(synthetic_root)
-    # the middle job fails (no such machine folder); the others still run and keep their results
-    command = [sys.executable, "-m", "asd.train", "-m", "machine=ToyRotor,fan,ToyClicker", "debug=fdr",
-               "callbacks.progress_bar.refresh_rate=0"]  # fmt: skip
+    # 3 machine types x 2 models; "fan" is not in the synthetic data, so its two jobs fail
+    command = [sys.executable, "-m", "asd.train", "-m", "machine=ToyRotor,fan,ToyHum", "model=ae,mfn_arcface",
+               "debug=fdr", "callbacks.progress_bar.refresh_rate=0"]  # fmt: skip
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 1
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "2 job(s) failed (2, 3)" in done.stderr
     sweep = next((tmp_path / "logs" / "debug" / "multiruns").iterdir())
-    assert "machine type folder not found" in (sweep / "1" / "error.txt").read_text()
-    jobs = sorted(sweep.glob("*/result.csv"))
-    assert [p.parent.name for p in jobs] == ["0", "2"]
-    for job, machine in zip(jobs, ["ToyRotor", "ToyClicker"]):
-        assert f"machine={machine}" in (job.parent / ".hydra" / "overrides.yaml").read_text()
-        assert pd.read_csv(job.parent / "summary.csv")["machine"].tolist() == [machine, "official score"]
+    for failed in ("2", "3"):
+        assert "machine type folder not found" in (sweep / failed / "error.txt").read_text()
+    jobs = sorted(p.parent.name for p in sweep.glob("*/result.csv"))
+    assert jobs == ["0", "1", "4", "5"]  # the failures lost nothing of the others
+
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert set(summary["configuration"]) == {f"model={m} debug=fdr callbacks.progress_bar.refresh_rate=0" for m in ("ae", "mfn_arcface")}
+    for model, machine_jobs in {"ae": {"ToyRotor": "0", "ToyHum": "4"}, "mfn_arcface": {"ToyRotor": "1", "ToyHum": "5"}}.items():
+        rows = summary[summary["configuration"].str.startswith(f"model={model} ")].set_index("machine")
+        assert rows.loc["fan", "status"].startswith("failed: asd.data.index.DatasetError")
+        per_job = {}
+        for machine, job in machine_jobs.items():
+            per_job[machine] = section_rows(sweep / job / "result.csv")[machine]
+            summary_values = rows.loc[machine, ["AUC (source)", "AUC (target)", "pAUC"]].to_numpy(dtype=float)
+            np.testing.assert_allclose(summary_values, 100 * np.array(per_job[machine]), rtol=0, atol=1e-9)
+            assert rows.loc[machine, "score"] == pytest.approx(100 * official_row(sweep / job / "result.csv"), abs=1e-9)
+        official = rows.loc["official score"]
+        expected = scipy.stats.hmean([v for values in per_job.values() for v in values])
+        assert official["score"] == pytest.approx(100 * expected, abs=1e-9)
+        assert official["status"] == "incomplete: 1 failed job(s)" and 0 < official["ci95"] < 10
+    markdown = (sweep / "summary.md").read_text()
+    assert "| `model=ae debug=fdr callbacks.progress_bar.refresh_rate=0` |" in markdown
+    assert "job 2 (`model=ae" in markdown and "machine type folder not found" in markdown
+
+    # rerunning the report by hand gives the same table
+    again = subprocess.run([sys.executable, "-m", "asd.report", str(sweep)], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    pd.testing.assert_frame_equal(pd.read_csv(sweep / "summary.csv"), summary)
 
 
 TINY_MFN = ["model.width=8", "model.channels=16", "model.final_channels=32", "model.embedding_dim=16"]

@@ -14,10 +14,12 @@ from pathlib import Path
 import hydra
 import lightning as L
 import pandas as pd
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from asd.evaluation.callback import OfficialEvaluationCallback, metric_key
-from asd.evaluation.metrics import SectionResult, harmonic_mean, official_score, write_result_csv
+from asd.evaluation.metrics import SectionResult, harmonic_mean, official_score, write_clip_scores, write_result_csv
 from asd.system import save_system
 
 log = logging.getLogger(__name__)
@@ -94,6 +96,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     metrics: dict[str, float] = {}
     if sections:
         write_result_csv(output_dir / "result.csv", sections, with_ci95=False)
+        write_clip_scores(output_dir / "scores.csv", sections)
         table = summary_table(sections)
         table.to_csv(output_dir / "summary.csv", index=False)
         log.info("results (%%) for %s:\n%s", output_dir, table.to_string(index=False, float_format="%.2f", na_rep=""))
@@ -112,9 +115,13 @@ def main(cfg: DictConfig) -> float | None:
     try:
         metrics, _ = train(cfg)
     except Exception:
-        # In a multirun the other jobs go on; the failure stays on record in this job's folder.
         (Path(cfg.paths.output_dir) / "error.txt").write_text(traceback.format_exc())
-        raise
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            raise
+        # In a multirun the other jobs go on: the failure stays on record in this job's folder and
+        # in the multirun's summary, which then ends the multirun with an error (asd.report).
+        log.exception("job failed; the multirun goes on")
+        return cfg.get("failed_job_score")
     return metrics.get(cfg.get("optimized_metric")) if cfg.get("optimized_metric") else None
 
 

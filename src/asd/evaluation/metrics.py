@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import scipy.stats
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
@@ -182,9 +183,91 @@ def format_cell(cell) -> str:
     return str(cell)
 
 
+CLIP_SCORE_COLUMNS = ["machine", "section", "file_name", "label", "domain", "score", "decision"]
+
+
+def write_clip_scores(path: Path, sections: list[SectionResult]) -> Path:
+    """Every clip's score and decision with its ground truth (label/domain 0/1), one row each:
+    what ``asd.report`` aggregates across jobs (the metrics and their jackknife need the clips)."""
+    rows = [
+        [s.machine, s.section_id, name, int(label), int(domain), repr(float(score)), int(decision)]
+        for s in sorted(sections, key=lambda s: (s.machine, s.section_id))
+        for name, label, domain, score, decision in zip(s.file_names, s.labels, s.domains, s.scores, s.decisions)
+    ]
+    with open(path, "w", newline="") as file:
+        csv.writer(file, lineterminator="\n").writerows([CLIP_SCORE_COLUMNS] + rows)
+    return path
+
+
+def read_clip_scores(path: Path) -> list[SectionResult]:
+    """The sections of a :func:`write_clip_scores` file."""
+    table = pd.read_csv(path, dtype={"section": str, "file_name": str})
+    if list(table.columns) != CLIP_SCORE_COLUMNS:
+        raise ValueError(f"{path}: expected the columns {CLIP_SCORE_COLUMNS}, found {list(table.columns)}")
+    return [
+        SectionResult(
+            machine=str(machine),
+            section_id=section_id,
+            file_names=group["file_name"].to_numpy(),
+            labels=group["label"].to_numpy(dtype=int),
+            domains=group["domain"].to_numpy(dtype=int),
+            scores=group["score"].to_numpy(dtype=float),
+            decisions=group["decision"].to_numpy(dtype=int),
+        )
+        for (machine, section_id), group in table.groupby(["machine", "section"], sort=True)
+    ]
+
+
 def write_result_csv(path: Path, sections: list[SectionResult], with_ci95: bool = True) -> Path:
     """The official evaluator's ``<system>_result.csv`` for these sections."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as file:
         csv.writer(file, lineterminator="\n").writerows([[format_cell(c) for c in row] for row in result_rows(sections, with_ci95)])
     return path
+
+
+# The official score of each challenge year (see the DCASE Task 2 task descriptions).
+# 2020: no domains; AUC and pAUC over the whole section, averaged arithmetically.
+# 2021: AUC and pAUC per section and domain, each on that domain's clips only, harmonic mean.
+# 2022-2025: AUC (source), AUC (target) (each with all anomalies) and the section's pAUC, harmonic mean.
+YEAR_METRICS = {
+    2020: ("AUC", "pAUC"),
+    2021: ("AUC (source)", "AUC (target)", "pAUC (source)", "pAUC (target)"),
+    2022: ("AUC (source)", "AUC (target)", "pAUC"),
+}
+
+
+def score_definition_year(year: int) -> int:
+    if year < 2020:
+        raise ValueError(f"no DCASE Task 2 official score before 2020 (got {year})")
+    return min(year, 2022)
+
+
+def year_section_metrics(section: SectionResult, year: int) -> dict[str, float]:
+    """The metrics that enter ``year``'s official score, for one section."""
+    definition = score_definition_year(year)
+    if definition == 2022:
+        return {name: section.metrics()[name] for name in YEAR_METRICS[2022]}
+    if definition == 2020:
+        return {
+            "AUC": float(roc_auc_score(section.labels, section.scores)),
+            "pAUC": float(roc_auc_score(section.labels, section.scores, max_fpr=MAX_FPR)),
+        }
+    result = {}
+    for domain_index, domain in enumerate(DOMAINS):
+        in_domain = section.domains == domain_index
+        labels, scores = section.labels[in_domain], section.scores[in_domain]
+        if set(np.unique(labels)) != {0, 1}:
+            raise MetricError(f"{section.machine} section {section.section_id}: the 2021 score needs normal and anomalous {domain} clips")
+        result[f"AUC ({domain})"] = float(roc_auc_score(labels, scores))
+        result[f"pAUC ({domain})"] = float(roc_auc_score(labels, scores, max_fpr=MAX_FPR))
+    return result
+
+
+def year_official_score(section_metrics_list: list[dict[str, float]], year: int) -> float:
+    """``year``'s official score over these sections' :func:`year_section_metrics`."""
+    definition = score_definition_year(year)
+    values = [m[name] for name in YEAR_METRICS[definition] for m in section_metrics_list]
+    if definition == 2020:
+        return float(np.mean(values))
+    return harmonic_mean(values)

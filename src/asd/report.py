@@ -1,0 +1,235 @@
+"""Aggregate the jobs of a multirun (or Optuna search) into one table per model configuration.
+
+    python -m asd.report logs/train/multiruns/2026-11-25_10-00-00
+
+writes ``summary.csv`` and ``summary.md`` into that folder; a multirun calls it at its end
+(``hydra.callbacks.report`` in ``conf/hydra/default.yaml``). Jobs are grouped by their command-line
+overrides other than ``machine=…`` (the "configuration") and by the dataset split they tested on.
+For each group: per machine type the mean of its sections' metrics and its score, and the
+official score over all its machine types with the evaluator's jackknife 95 % half-width —
+by the official definition of the data's year (``data.year``):
+
+* 2020: arithmetic mean of every section's AUC and pAUC (no domains);
+* 2021: harmonic mean of every section's AUC and pAUC per domain, each on that domain's clips;
+* 2022-2025: harmonic mean of every section's AUC (source), AUC (target) and pAUC.
+
+The per-clip scores come from each job's ``scores.csv``; a failed job (``error.txt``) is listed
+with the last line of its error, and its group's official score is marked incomplete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from asd.evaluation.metrics import (
+    SectionResult,
+    official_score_ci95,
+    read_clip_scores,
+    score_definition_year,
+    year_official_score,
+    year_section_metrics,
+    YEAR_METRICS,
+)
+
+log = logging.getLogger(__name__)
+
+METRIC_COLUMNS = ["AUC", "AUC (source)", "AUC (target)", "pAUC", "pAUC (source)", "pAUC (target)"]
+SUMMARY_COLUMNS = ["configuration", "dataset", "year", "machine", "sections", *METRIC_COLUMNS, "score", "ci95", "jobs", "status"]
+OFFICIAL = "official score"
+
+
+class ReportError(ValueError):
+    """A folder that is not a multirun, or a job folder that cannot be read; names the path."""
+
+
+@dataclass
+class Job:
+    name: str  # the job's folder name inside the multirun
+    configuration: str
+    dataset: str
+    year: int
+    machines: list[str]
+    sections: list[SectionResult] = field(default_factory=list)
+    error: str | None = None
+
+
+def configuration_label(overrides: list[str]) -> str:
+    """The overrides that say what was run, without the machine selection."""
+    kept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != "machine"]
+    return " ".join(kept) or "(defaults)"
+
+
+def read_job(job_dir: Path) -> Job:
+    hydra_dir = job_dir / ".hydra"
+    try:
+        overrides = list(OmegaConf.load(hydra_dir / "overrides.yaml"))
+        cfg = OmegaConf.load(hydra_dir / "config.yaml")
+        data = cfg.data
+        job = Job(
+            name=job_dir.name,
+            configuration=configuration_label(overrides),
+            dataset=f"{Path(str(data.root)).name} {data.data_split}",
+            year=int(data.year),
+            machines=[str(m) for m in cfg.machine.types],
+        )
+    except Exception as error:
+        raise ReportError(f"{job_dir}: cannot read the job's .hydra/ config ({error})") from error
+    if (job_dir / "error.txt").is_file():
+        lines = [line for line in (job_dir / "error.txt").read_text().splitlines() if line.strip()]
+        job.error = lines[-1] if lines else "failed (empty error.txt)"
+    elif (job_dir / "scores.csv").is_file():
+        job.sections = read_clip_scores(job_dir / "scores.csv")
+    else:
+        job.error = "no scores.csv (still running, killed, or tested without labels)"
+    return job
+
+
+def find_jobs(sweep_dir: Path) -> list[Job]:
+    if not sweep_dir.is_dir():
+        raise ReportError(f"{sweep_dir}: no such multirun folder")
+    job_dirs = [p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml")]
+    if not job_dirs:
+        raise ReportError(f"{sweep_dir}: no job folders (<job>/.hydra/overrides.yaml) in this folder")
+    # numbered job folders in numeric order
+    job_dirs.sort(key=lambda p: (0, int(p.name)) if p.name.isdigit() else (1, p.name))
+    return [read_job(p) for p in job_dirs]
+
+
+def _percent(value: float) -> float:
+    return 100.0 * value
+
+
+def group_rows(configuration: str, dataset: str, jobs: list[Job]) -> list[dict]:
+    """Per machine type rows, failed jobs' rows, and the official score row of one group."""
+    year = jobs[0].year
+    definition = score_definition_year(year)
+    rows: list[dict] = []
+    base = {"configuration": configuration, "dataset": dataset, "year": year}
+    sections_by_machine: dict[str, list[SectionResult]] = {}
+    jobs_by_machine: dict[str, str] = {}
+    for job in jobs:
+        if job.error is not None:
+            rows.append({**base, "machine": "+".join(job.machines), "jobs": job.name, "status": f"failed: {job.error}"})
+            continue
+        for section in job.sections:
+            if section.machine in jobs_by_machine and jobs_by_machine[section.machine] != job.name:
+                rows.append({**base, "machine": section.machine, "jobs": job.name,
+                             "status": f"skipped: also tested by job {jobs_by_machine[section.machine]}"})  # fmt: skip
+                continue
+            jobs_by_machine[section.machine] = job.name
+            sections_by_machine.setdefault(section.machine, []).append(section)
+    everything: list[SectionResult] = []
+    all_metrics: list[dict[str, float]] = []
+    machine_rows = []
+    for machine, sections in sorted(sections_by_machine.items()):
+        metrics = [year_section_metrics(s, year) for s in sections]
+        means = {name: _percent(np.mean([m[name] for m in metrics])) for name in YEAR_METRICS[definition]}
+        machine_rows.append({**base, "machine": machine, "sections": len(sections), **means,
+                             "score": _percent(year_official_score(metrics, year)), "jobs": jobs_by_machine[machine], "status": "ok"})  # fmt: skip
+        everything += sections
+        all_metrics += metrics
+    rows = machine_rows + rows
+    failed = sum(job.error is not None for job in jobs)
+    if everything:
+        rows.append({**base, "machine": OFFICIAL, "sections": len(everything),
+                     "score": _percent(year_official_score(all_metrics, year)),
+                     "ci95": _percent(official_score_ci95(everything)),
+                     "jobs": " ".join(job.name for job in jobs),
+                     "status": f"incomplete: {failed} failed job(s)" if failed else "ok"})  # fmt: skip
+    return rows
+
+
+def summarise(sweep_dir: Path) -> pd.DataFrame:
+    jobs = find_jobs(sweep_dir)
+    groups: dict[tuple[str, str], list[Job]] = {}
+    for job in jobs:
+        groups.setdefault((job.configuration, job.dataset), []).append(job)
+    rows: list[dict] = []
+    for (configuration, dataset), group in groups.items():
+        years = {job.year for job in group}
+        if len(years) > 1:
+            raise ReportError(f"{sweep_dir}: jobs {[j.name for j in group]} test {dataset} under different years {sorted(years)}")
+        rows += group_rows(configuration, dataset, group)
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS).astype({"sections": "Int64"})
+
+
+def markdown(summary: pd.DataFrame) -> str:
+    """Per dataset: one row per configuration, a cell per machine type (the year's metrics, %)."""
+    lines = ["# Summary", ""]
+    for dataset, table in summary.groupby("dataset", sort=False):
+        year = int(table["year"].iloc[0])
+        names = YEAR_METRICS[score_definition_year(year)]
+        ok = table[table["status"] == "ok"]
+        machines = sorted(set(ok["machine"]) - {OFFICIAL})
+        lines += [f"## {dataset} ({year} official score; cells: {' / '.join(names)}, %)", ""]
+        lines.append("| configuration | " + " | ".join(machines) + " | official score | ± ci95 |")
+        lines.append("|---" * (len(machines) + 3) + "|")
+        for configuration, rows in table.groupby("configuration", sort=False):
+            by_machine = {r["machine"]: r for _, r in rows.iterrows() if r["status"] == "ok" or r["machine"] == OFFICIAL}
+            cells = [" / ".join(f"{by_machine[m][n]:.2f}" for n in names) if m in by_machine else "—" for m in machines]
+            official = by_machine.get(OFFICIAL)
+            score = f"{official['score']:.2f}" if official is not None else "—"
+            if official is not None and official["status"] != "ok":
+                score += f" ({official['status']})"
+            ci = f"{official['ci95']:.2f}" if official is not None else "—"
+            lines.append(f"| `{configuration}` | " + " | ".join(cells) + f" | {score} | {ci} |")
+        lines.append("")
+    problems = summary[~summary["status"].isin(["ok"]) & (summary["machine"] != OFFICIAL)]
+    if len(problems):
+        lines += ["## Jobs without results", ""]
+        lines += [f"- job {r['jobs']} (`{r['configuration']}`, {r['machine']}): {r['status']}" for _, r in problems.iterrows()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_report(sweep_dir: Path) -> pd.DataFrame:
+    """Write ``summary.csv`` and ``summary.md`` into ``sweep_dir``; return the summary."""
+    sweep_dir = Path(sweep_dir)
+    summary = summarise(sweep_dir)
+    summary.to_csv(sweep_dir / "summary.csv", index=False)
+    (sweep_dir / "summary.md").write_text(markdown(summary))
+    log.info("multirun summary: %s", sweep_dir / "summary.md")
+    return summary
+
+
+class MultirunReport(Callback):
+    """Hydra callback: the report of a multirun, written when its last job has ended.
+
+    Jobs that failed were let through so the others could run (``asd.train.main``); once the
+    summary is written, they make the multirun exit with an error.
+    """
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        summary = write_report(sweep_dir)
+        failed = summary[summary["status"].str.startswith("failed")]
+        if len(failed):
+            # Hydra turns a callback's exception into a warning; the exit status must say it.
+            raise SystemExit(
+                f"{len(failed)} job(s) failed ({', '.join(failed['jobs'])}): tracebacks in <job>/error.txt; "
+                f"the others' results are in {sweep_dir / 'summary.md'}"
+            )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m asd.report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("multirun_dir", type=Path, help="a Hydra multirun folder (logs/<task>/multiruns/<date>)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        summary = write_report(args.multirun_dir)
+    except ReportError as error:
+        raise SystemExit(f"error: {error}")
+    print(markdown(summary))
+
+
+if __name__ == "__main__":
+    main()

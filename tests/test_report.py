@@ -1,0 +1,107 @@
+"""asd.report on hand-made multirun folders: the per-year official scores and bad folders."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.stats
+from omegaconf import OmegaConf
+from sklearn.metrics import roc_auc_score
+
+from asd.evaluation.metrics import (
+    SectionResult,
+    official_score,
+    read_clip_scores,
+    write_clip_scores,
+    year_official_score,
+    year_section_metrics,
+)
+from asd.report import ReportError, main, write_report
+
+
+def random_section(machine: str, seed: int, section_id: str = "00") -> SectionResult:
+    rng = np.random.default_rng(seed)
+    labels = np.repeat([0, 1, 0, 1], [40, 10, 40, 10])
+    domains = np.repeat([0, 0, 1, 1], [40, 10, 40, 10])
+    scores = rng.normal(size=100) + 1.2 * labels - 0.5 * domains * labels
+    return SectionResult(machine, section_id, np.array([f"clip_{i:04d}.wav" for i in range(100)]),
+                         labels, domains, scores, (scores > 0.5).astype(int))  # fmt: skip
+
+
+def make_job(sweep: Path, name: str, overrides: list[str], machines: list[str], year: int, seed: int) -> list[SectionResult]:
+    job = sweep / name
+    (job / ".hydra").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create(overrides), job / ".hydra" / "overrides.yaml")
+    config = {"data": {"root": "/data/dcase", "data_split": "dev", "year": year}, "machine": {"types": machines}}
+    OmegaConf.save(OmegaConf.create(config), job / ".hydra" / "config.yaml")
+    sections = [random_section(m, seed + i) for i, m in enumerate(machines)]
+    write_clip_scores(job / "scores.csv", sections)
+    return sections
+
+
+def test_clip_scores_round_trip(tmp_path):
+    sections = [random_section("fan", 1), random_section("valve", 2, "01")]
+    back = read_clip_scores(write_clip_scores(tmp_path / "scores.csv", sections))
+    for original, read in zip(sections, back):
+        assert (read.machine, read.section_id) == (original.machine, original.section_id)
+        np.testing.assert_array_equal(read.scores, original.scores)  # exact: written in round-trip form
+        assert read.metrics() == original.metrics()
+
+
+def test_year_definitions():
+    section = random_section("fan", 3)
+    in_2020 = year_section_metrics(section, 2020)
+    assert in_2020 == {"AUC": section.metrics()["AUC (all)"], "pAUC": section.metrics()["pAUC"]}
+    in_2021 = year_section_metrics(section, 2021)
+    target = section.domains == 1
+    assert in_2021["AUC (target)"] == roc_auc_score(section.labels[target], section.scores[target])
+    assert in_2021["pAUC (source)"] == roc_auc_score(section.labels[~target], section.scores[~target], max_fpr=0.1)
+    assert year_official_score([in_2021], 2021) == pytest.approx(scipy.stats.hmean(list(in_2021.values())), abs=1e-15)
+    assert year_official_score([in_2020], 2020) == pytest.approx(np.mean(list(in_2020.values())), abs=1e-15)
+    for year in (2022, 2024, 2025):
+        assert year_official_score([year_section_metrics(section, year)], year) == official_score([section.metrics()])
+    with pytest.raises(ValueError, match="before 2020"):
+        year_section_metrics(section, 2019)
+
+
+@pytest.mark.parametrize("year", [2020, 2021, 2024])
+def test_report_groups_by_configuration_and_uses_the_years_definition(tmp_path, year):
+    sweep = tmp_path / "multirun"
+    ae = make_job(sweep, "0", ["machine=fan", "model=ae"], ["fan"], year, seed=10)
+    ae += make_job(sweep, "1", ["machine=valve", "model=ae"], ["valve"], year, seed=20)
+    knn = make_job(sweep, "2", ["machine=dcase_dev", "model=pretrained"], ["fan", "valve"], year, seed=30)
+    summary = write_report(sweep).set_index(["configuration", "machine"])
+    for configuration, sections in (("model=ae", ae), ("model=pretrained", knn)):
+        metrics = [year_section_metrics(s, year) for s in sections]
+        official = summary.loc[(configuration, "official score")]
+        assert official["score"] == pytest.approx(100 * year_official_score(metrics, year), abs=1e-9)
+        assert official["year"] == year and official["status"] == "ok"
+        fan = summary.loc[(configuration, "fan")]
+        assert fan["score"] == pytest.approx(100 * year_official_score(metrics[:1], year), abs=1e-9)
+    assert summary.loc[("model=ae", "official score"), "jobs"] == "0 1"
+    columns = {2020: "AUC", 2021: "pAUC (target)", 2024: "AUC (target)"}[year]
+    assert not np.isnan(summary.loc[("model=ae", "fan"), columns])
+    assert f"({year} official score" in (sweep / "summary.md").read_text()
+
+
+def test_report_keeps_a_killed_job_on_record(tmp_path):
+    sweep = tmp_path / "multirun"
+    make_job(sweep, "0", ["machine=fan"], ["fan"], 2024, seed=1)
+    make_job(sweep, "1", ["machine=valve"], ["valve"], 2024, seed=2)
+    (sweep / "1" / "scores.csv").unlink()  # killed before it finished
+    summary = write_report(sweep).set_index("machine")
+    assert summary.loc["valve", "status"].startswith("failed: no scores.csv")
+    assert summary.loc["official score", "status"] == "incomplete: 1 failed job(s)"
+    assert summary.loc["official score", "configuration"] == "(defaults)"
+
+
+def test_report_on_a_folder_without_jobs_is_a_clear_error(tmp_path):
+    with pytest.raises(ReportError, match="no job folders"):
+        write_report(tmp_path)
+    with pytest.raises(SystemExit, match="no such multirun folder"):
+        main([str(tmp_path / "missing")])
+    broken = tmp_path / "broken" / "0" / ".hydra"
+    broken.mkdir(parents=True)
+    (broken / "overrides.yaml").write_text("[machine=fan]")
+    with pytest.raises(ReportError, match="cannot read the job's .hydra/ config"):
+        write_report(tmp_path / "broken")
