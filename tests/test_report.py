@@ -69,7 +69,7 @@ def test_report_groups_by_configuration_and_uses_the_years_definition(tmp_path, 
     sweep = tmp_path / "multirun"
     ae = make_job(sweep, "0", ["machine=fan", "model=ae"], ["fan"], year, seed=10)
     ae += make_job(sweep, "1", ["machine=valve", "model=ae"], ["valve"], year, seed=20)
-    knn = make_job(sweep, "2", ["machine=dcase_dev", "model=pretrained"], ["fan", "valve"], year, seed=30)
+    knn = make_job(sweep, "2", ["machine.types=[fan,valve]", "model=pretrained"], ["fan", "valve"], year, seed=30)
     summary = write_report(sweep).set_index(["configuration", "machine"])
     for configuration, sections in (("model=ae", ae), ("model=pretrained", knn)):
         metrics = [year_section_metrics(s, year) for s in sections]

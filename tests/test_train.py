@@ -162,3 +162,34 @@ def test_pretrained_encoder_is_a_memory_bank_model(make_cfg, tmp_path):
     run = Path(cfg.paths.output_dir)
     assert (run / "submission" / "anomaly_score_ToyRotor_section_00_test.csv").is_file()
     assert not list(run.rglob("*.ckpt"))  # nothing was trained, so nothing to checkpoint
+
+
+def test_optuna_search_resumes_and_scores_a_failed_trial_worst(tmp_path, synthetic_root):
+    import optuna
+
+    env = {**os.environ, "ASD_ROOT": str(tmp_path)}
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "synthetic").symlink_to(synthetic_root)
+    search = [sys.executable, "-m", "asd.train", "hparams_search=ae_optuna", "debug=fdr",
+              "callbacks.progress_bar.refresh_rate=0", "machine.types=[ToyRotor,ToyHum]"]  # fmt: skip
+    first = subprocess.run(search + ["hydra.sweeper.n_trials=2"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    storage = f"sqlite:///{tmp_path / 'logs' / 'optuna' / 'ae.db'}"
+    trials = optuna.load_study(study_name="ae", storage=storage).trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
+    # each trial trained and tested every machine type: its objective is their official score
+    sweep = next((tmp_path / "logs" / "debug" / "multiruns").iterdir())
+    for trial, job in zip(trials, ("0", "1")):
+        assert trial.value == pytest.approx(official_row(sweep / job / "result.csv"), abs=1e-12)
+        assert set(section_rows(sweep / job / "result.csv")) == {"ToyRotor", "ToyHum"}
+        assert {"model.lr", "model.bottleneck_dim", "data.n_frames"} <= set(trial.params)
+    assert len(pd.read_csv(sweep / "summary.csv").query("machine == 'official score'")) == 2
+
+    # the same command resumes the study; a trial that fails (no such machine type) scores 0 and the study survives
+    again = subprocess.run(search[:-1] + ["machine=fan", "hydra.sweeper.n_trials=1"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert again.returncode == 1 and "1 job(s) failed" in again.stderr
+    resumed = optuna.load_study(study_name="ae", storage=storage)
+    assert [t.number for t in resumed.trials] == [0, 1, 2]
+    assert resumed.trials[2].state == optuna.trial.TrialState.COMPLETE and resumed.trials[2].value == 0.0
+    assert resumed.best_value == max(t.value for t in trials)

@@ -62,8 +62,9 @@ class Job:
 
 
 def configuration_label(overrides: list[str]) -> str:
-    """The overrides that say what was run, without the machine selection."""
-    kept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != "machine"]
+    """The overrides that say what was run, without the machine selection (``machine=…``, ``machine.types=…``)."""
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
+    kept = [o for o, key in zip(overrides, keys) if key != "machine" and not key.startswith("machine.")]
     return " ".join(kept) or "(defaults)"
 
 
