@@ -3,6 +3,7 @@ from pathlib import Path
 import hydra
 import pytest
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from asd.train import config_dir, machine_groups
 
@@ -66,3 +67,24 @@ def test_other_groups_compose(overrides):
         assert cfg.backend._target_.endswith("MahalanobisBackend")
     if overrides == ["scope=joint"]:
         assert machine_groups(cfg) == [["ToyRotor", "ToyClicker", "ToyHum"]]
+
+
+@pytest.mark.parametrize("search, model", [("ae_optuna", "AutoEncoderModule"), ("mfn_arcface_optuna", "MobileFaceNetModule")])
+def test_optuna_searches_compose_with_their_model_and_a_sqlite_study(search, model):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[f"hparams_search={search}"], return_hydra_config=True)
+    assert cfg.model._target_.endswith(model)
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.endswith("OptunaSweeper") and sweeper.direction == "maximize"
+    assert sweeper.storage.startswith("sqlite:///") and sweeper.storage.endswith(f"{sweeper.study_name}.db")
+    assert cfg.failed_job_score == 0.0 and cfg.optimized_metric == "official_score"
+    for param in sweeper.params:
+        # every searched key exists in the composed config, so no trial dies of a typo
+        assert OmegaConf.select(cfg, param, throw_on_missing=False) is not None, param
+
+
+@pytest.mark.parametrize("launcher, target", [("slurm", "SlurmLauncher"), ("parallel", "JoblibLauncher")])
+def test_launchers_compose(launcher, target):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith(target)

@@ -135,3 +135,30 @@ def test_a_stopped_run_resumes_to_the_same_metrics(make_cfg, tmp_path):
     assert resumed == uninterrupted
     with pytest.raises(FileNotFoundError, match="no checkpoint to resume from"):
         train(make_cfg("machine=ToyRotor", f"resume_from={tmp_path / 'nowhere'}"))
+
+
+def test_ddp_on_two_cpu_processes_gathers_every_test_score(tmp_path, synthetic_root):
+    """trainer=ddp as on a multi-GPU node, with gloo on CPU: each rank scores half the test clips;
+    the gathered submission must hold every clip's own score (checked against a one-process asd.predict)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ASD_ROOT": str(tmp_path)}
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "synthetic").symlink_to(synthetic_root)
+    command = [sys.executable, "-m", "asd.train", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+               "trainer.sync_batchnorm=false", "machine=ToyRotor", "debug=fdr", "callbacks.progress_bar.refresh_rate=0"]  # fmt: skip
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = next((tmp_path / "logs" / "debug" / "runs").iterdir())
+    assert (run / "train_ddp_process_1.log").is_file()  # a second process did take part
+    submitted = pd.read_csv(run / "submission" / "anomaly_score_ToyRotor_section_00_test.csv", header=None, names=["name", "score"])
+    assert len(submitted) == 100 and submitted["name"].is_unique
+    out = tmp_path / "scores.csv"
+    assert predict_cli([str(run), str(synthetic_root / "dev_data" / "raw" / "ToyRotor" / "test"), "--out", str(out)]) == 0
+    predicted = pd.read_csv(out)
+    predicted["name"] = predicted["file"].map(lambda f: Path(f).name)
+    merged = submitted.merge(predicted, on="name")
+    assert len(merged) == 100
+    np.testing.assert_allclose(merged["anomaly_score"], merged["score"], rtol=1e-6, atol=1e-9)

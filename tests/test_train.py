@@ -37,8 +37,20 @@ def test_ae_beats_chance_clearly_on_the_easiest_machine(make_cfg):
     assert {"test/official_score", "test/ToyRotor/section_00/auc_source", "test/ToyRotor/section_00/pauc", "train/loss"} <= tags
     histograms = set(events.Tags()["histograms"])
     assert {f"scores/ToyRotor/section_00/{d}_{l}" for d in ("source", "target") for l in ("normal", "anomaly")} <= histograms
-    assert "roc/ToyRotor/section_00" in events.Tags()["images"]
+    images = set(events.Tags()["images"])
+    assert "roc/ToyRotor/section_00" in images
+    assert {f"log_mel/ToyRotor/section_00/{d}_{l}" for d in ("source", "target") for l in ("normal", "anomaly")} <= images
     assert "_hparams_/session_end_info" in events.PluginTagToContent("hparams")
+    # AUC / pAUC curves over the 30 epochs: one point every 5 epochs
+    curve = events.Scalars("epoch/ToyRotor/section_00/auc_target")
+    assert len(curve) == 6 and all(0.0 <= point.value <= 1.0 for point in curve)
+    assert {"epoch/official_score", "epoch/ToyRotor/section_00/pauc"} <= tags
+    # embeddings in the projector, one row per test clip with its label, domain and attributes
+    log_dir = run / "tensorboard" / "ToyRotor"
+    assert "test_embeddings" in (log_dir / "projector_config.pbtxt").read_text()
+    metadata = pd.read_csv(next(log_dir.glob("*/test_embeddings/metadata.tsv")), sep="\t")
+    assert list(metadata.columns) == ["label", "domain", "section", "attributes", "file"] and len(metadata) == 100
+    assert set(metadata["label"]) == {"normal", "anomaly"} and set(metadata["domain"]) == {"source", "target"}
     assert list((run / "tensorboard" / "ToyRotor" / "checkpoints").glob("last.ckpt"))
 
 
@@ -193,3 +205,18 @@ def test_optuna_search_resumes_and_scores_a_failed_trial_worst(tmp_path, synthet
     assert [t.number for t in resumed.trials] == [0, 1, 2]
     assert resumed.trials[2].state == optuna.trial.TrialState.COMPLETE and resumed.trials[2].value == 0.0
     assert resumed.best_value == max(t.value for t in trials)
+
+
+def test_parallel_launcher_runs_jobs_in_two_worker_processes(tmp_path, synthetic_root):
+    env = {**os.environ, "ASD_ROOT": str(tmp_path)}
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "synthetic").symlink_to(synthetic_root)
+    command = [sys.executable, "-m", "asd.train", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2",
+               "machine=ToyRotor,ToyHum", "debug=fdr", "callbacks.progress_bar.refresh_rate=0"]  # fmt: skip
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Joblib.Parallel(n_jobs=2" in done.stdout + done.stderr
+    sweep = next((tmp_path / "logs" / "debug" / "multiruns").iterdir())
+    summary = pd.read_csv(sweep / "summary.csv").set_index("machine")
+    for job, machine in (("0", "ToyRotor"), ("1", "ToyHum")):
+        assert summary.loc[machine, "score"] == pytest.approx(100 * official_row(sweep / job / "result.csv"), abs=1e-9)

@@ -16,6 +16,7 @@ import lightning as L
 import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from asd.evaluation.callback import OfficialEvaluationCallback, metric_key
@@ -46,14 +47,15 @@ def fit_and_test(cfg: DictConfig, machines: list[str], output_dir: Path) -> Offi
     model = hydra.utils.instantiate(cfg.model, backend=hydra.utils.instantiate(cfg.backend))
     datamodule = hydra.utils.instantiate(cfg.data, machines=machines, input=model.data_input)
     evaluation = OfficialEvaluationCallback(output_dir / "submission")
-    callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values()] + [evaluation]
+    callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values() if c is not None] + [evaluation]
     loggers = [hydra.utils.instantiate(c, version=name) for c in cfg.logger.values()]
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     log.info("fitting %s on %s", cfg.model._target_.rsplit(".", 1)[-1], name)
     if model.trainable:
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg, loggers, output_dir))
     trainer.test(model, datamodule=datamodule, verbose=False)
-    save_system(output_dir / "systems" / f"{name}.pt", model, datamodule)
+    if trainer.is_global_zero:
+        save_system(output_dir / "systems" / f"{name}.pt", model, datamodule)
     return evaluation
 
 
@@ -94,6 +96,8 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         L.seed_everything(cfg.seed, workers=True)  # each group trains as if run alone
         sections += fit_and_test(cfg, machines, output_dir).sections
     metrics: dict[str, float] = {}
+    if rank_zero_only.rank != 0:  # under DDP, other ranks computed the same sections; rank 0 writes
+        return metrics, {"sections": sections}
     if sections:
         write_result_csv(output_dir / "result.csv", sections, with_ci95=False)
         write_clip_scores(output_dir / "scores.csv", sections)

@@ -203,6 +203,10 @@ class DCASEDataModule(L.LightningDataModule):
     def has_test_labels(self) -> bool:
         return all(c.info.label != "unknown" and c.info.domain != "unknown" for c in self.test_clips)
 
+    def test_log_mel(self, index: int) -> torch.Tensor:
+        """The (mels x frames) log-mel of ``test_clips[index]``."""
+        return self._test_set.log_mels[index]
+
     def train_dataloader(self) -> DataLoader:
         if self.input == "frames":
             vectors = torch.cat([stack_frames(m, self.n_frames) for m in self._train_set.log_mels])

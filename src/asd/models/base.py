@@ -49,7 +49,7 @@ class AnomalyDetectionModule(L.LightningModule):
         reps, domains, sections = [], [], []
         for batch in train_clip_loader:
             batch = self.transfer_batch_to_device(batch, self.device, 0)
-            reps += [r.detach().cpu().numpy() for r in self.representations(batch)]
+            reps += self.batch_representations(batch)
             domains += list(batch["domain"])
             sections += batch["section"]
         self.backend.fit(reps, domains, sections)
@@ -65,11 +65,23 @@ class AnomalyDetectionModule(L.LightningModule):
     @torch.no_grad()
     def score_batch(self, batch: dict) -> tuple[np.ndarray, list[int]]:
         """Anomaly scores of a batch's clips and their 0/1 decisions against their sections' thresholds."""
-        reps = [r.detach().cpu().numpy() for r in self.representations(batch)]
-        sections = batch["section"]
+        return self.score_representations(self.batch_representations(batch), batch["section"])
+
+    @torch.no_grad()
+    def batch_representations(self, batch: dict) -> list[np.ndarray]:
+        return [r.detach().cpu().numpy() for r in self.representations(batch)]
+
+    def score_representations(self, reps: list[np.ndarray], sections: list[str]) -> tuple[np.ndarray, list[int]]:
         scores = self.backend.score(reps, sections)
         return scores, [int(score > self.decision_thresholds[s]) for score, s in zip(scores, sections)]
 
     def test_step(self, batch: dict, batch_idx: int) -> dict:
-        scores, decisions = self.score_batch(batch)
-        return {"index": batch["index"].cpu(), "scores": torch.from_numpy(scores), "decisions": torch.tensor(decisions)}
+        reps = self.batch_representations(batch)
+        scores, decisions = self.score_representations(reps, batch["section"])
+        return {
+            "index": batch["index"].cpu(),
+            "scores": torch.from_numpy(scores),
+            "decisions": torch.tensor(decisions),
+            # what the back-end sees, averaged over each clip's rows: for TensorBoard's projector
+            "embeddings": torch.from_numpy(np.stack([r.mean(axis=0) for r in reps])),
+        }
