@@ -58,7 +58,7 @@ def test_datasets_compose(data):
 
 
 @pytest.mark.parametrize("overrides", [["debug=default"], ["debug=fdr"], ["experiment=ae_mahalanobis"], ["experiment=ae_mse"],
-                                       ["experiment=mfn_arcface_knn"], ["model=pretrained", "encoder=hf"],
+                                       ["experiment=mfn_arcface_knn"], ["experiment=pretrained_knn"], ["model=pretrained", "encoder=hf"],
                                        ["trainer=cpu"], ["logger=many_loggers"], ["scope=joint"]])
 def test_other_groups_compose(overrides):
     cfg = _compose(*overrides)
