@@ -1,9 +1,11 @@
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import torchaudio
 
 from asd.data.audio import AudioConfig, AudioError, load_audio
 from asd.data.features import FeatureCache, FeatureConfig, LogMel, extract_log_mels, stack_frames
@@ -61,8 +63,11 @@ def test_log_mel_follows_the_baseline_definition():
     waveform = torch.from_numpy(_tone(2.0))
     log_mel = LogMel(FeatureConfig())(waveform)
     assert log_mel.shape == (128, 2 * 16000 // 512 + 1)
-    mel = LogMel(FeatureConfig()).mel(waveform)
-    assert torch.allclose(log_mel, 10 * torch.log10(mel + np.finfo(np.float64).eps), atol=1e-4)
+    for power in (2.0, 1.0):
+        reference = torchaudio.transforms.MelSpectrogram(16000, n_fft=1024, hop_length=512, n_mels=128, power=power,
+                                                         norm="slaney", mel_scale="slaney")(waveform)  # fmt: skip
+        ours = LogMel(FeatureConfig(power=power))(waveform)
+        assert torch.allclose(ours, 20 / power * torch.log10(reference + np.finfo(np.float64).eps), atol=1e-4)
     # the 440 Hz tone lands in the mel band whose centre is nearest 440 Hz, not elsewhere
     assert 15 < int(log_mel.mean(dim=1).argmax()) < 30
 
@@ -88,19 +93,41 @@ def test_cache_misses_then_hits_and_notices_changed_files(tmp_path):
     second = extract_log_mels(paths, FeatureConfig(), AudioConfig(), cache)
     assert (cache.hits, cache.misses) == (3, 3)
     assert all(np.array_equal(a, b) for a, b in zip(first, second))
-    # a rewritten file (new size/mtime) and a changed setting both miss
+    # a rewritten file (new size/mtime), another selection and a changed setting all miss
     sf.write(paths[0], _tone(1.5), 16000)
     os.utime(paths[0], ns=(1, 1))
-    extract_log_mels(paths, FeatureConfig(), AudioConfig(), cache)
-    assert (cache.hits, cache.misses) == (5, 4)
+    changed = extract_log_mels(paths, FeatureConfig(), AudioConfig(), cache)
+    assert (cache.hits, cache.misses) == (3, 6) and changed[0].shape != first[0].shape
+    extract_log_mels(paths[1:], FeatureConfig(), AudioConfig(), cache)
+    assert cache.misses == 8
     other = FeatureCache(tmp_path / "cache", FeatureConfig(n_mels=64), AudioConfig())
     assert extract_log_mels(paths[:1], FeatureConfig(n_mels=64), AudioConfig(), other)[0].shape[0] == 64
     assert other.misses == 1
 
 
+def test_a_warm_cache_reads_two_files_for_any_number_of_clips(tmp_path, monkeypatch):
+    for i in range(4):
+        sf.write(tmp_path / f"{i}.wav", _tone(1.0 + 0.25 * i), 16000)  # different lengths
+    paths = [tmp_path / f"{i}.wav" for i in range(4)]
+    cache = FeatureCache(tmp_path / "cache", FeatureConfig(), AudioConfig())
+    cold = extract_log_mels(paths, FeatureConfig(), AudioConfig(), cache)
+    loads = []
+    real_load = np.load
+    monkeypatch.setattr(np, "load", lambda *a, **k: loads.append(a[0]) or real_load(*a, **k))
+    warm = extract_log_mels(paths, FeatureConfig(), AudioConfig(), cache)
+    assert len(loads) == 2  # all log-mels in one array, and the clips' frame counts
+    assert [m.shape for m in warm] == [m.shape for m in cold] and all(np.array_equal(a, b) for a, b in zip(cold, warm))
+    # a damaged entry is not trusted: the clips are extracted again
+    for entry in (tmp_path / "cache").rglob("*.frames.npy"):
+        entry.write_bytes(b"damaged")
+    again = extract_log_mels(paths, FeatureConfig(), AudioConfig(), cache)
+    assert all(np.array_equal(a, b) for a, b in zip(cold, again)) and cache.misses == 8
+
+
 def test_cache_writes_are_atomic(tmp_path, monkeypatch):
     sf.write(tmp_path / "a.wav", _tone(), 16000)
     cache = FeatureCache(tmp_path / "cache", FeatureConfig(), AudioConfig())
+    keys = [cache.key(tmp_path / "a.wav")]
 
     def crash(file, array):
         file.write(b"partial")
@@ -108,9 +135,9 @@ def test_cache_writes_are_atomic(tmp_path, monkeypatch):
 
     monkeypatch.setattr(np, "save", crash)
     with pytest.raises(KeyboardInterrupt):
-        cache.store(tmp_path / "a.wav", np.zeros((2, 2)))
+        cache.store(keys, [np.zeros((2, 2))])
     monkeypatch.undo()
-    assert cache.load(tmp_path / "a.wav") is None
+    assert cache.load(keys) is None
     assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []  # no entry, no temp file left
-    cache.store(tmp_path / "a.wav", np.ones((2, 2)))
-    assert np.array_equal(cache.load(tmp_path / "a.wav"), np.ones((2, 2)))
+    cache.store(keys, [np.ones((2, 2))])
+    assert np.array_equal(cache.load(keys)[0], np.ones((2, 2)))

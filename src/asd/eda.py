@@ -30,7 +30,7 @@ from asd.data.attributes import SPLITS, read_attributes_csv, rebuild_attributes_
 from asd.data.audio import AudioConfig
 from asd.data.features import FeatureCache, FeatureConfig, extract_log_mels
 from asd.data.filenames import FileNameError, parse_file_name
-from asd.data.index import DATA_SPLIT_DIRS, list_machines, machine_dir
+from asd.data.index import DATA_SPLIT_DIRS, audio_files, list_machines, machine_dir
 from asd.data.synthetic import ensure_dataset
 
 DEFAULT_ROOT = Path("data/synthetic")
@@ -114,12 +114,14 @@ def rebuild(args) -> int:
 def extract(args) -> int:
     feature_config, audio_config = FeatureConfig(), AudioConfig()
     cache = FeatureCache(args.cache_dir, feature_config, audio_config)
-    problems: list[str] = []
-    paths = [p for m in _machines(args) for _, p, _ in _clips(machine_dir(args.root, args.split, m), problems)]
-    chunk = 64
-    for start in tqdm(range(0, len(paths), chunk), unit="batch", desc="log-mel"):
-        extract_log_mels(paths[start : start + chunk], feature_config, audio_config, cache)
-    print(f"{len(paths)} clips: {cache.hits} already cached, {cache.misses} extracted into {args.cache_dir}")
+    total = 0
+    for machine in tqdm(_machines(args), unit="machine type", desc="log-mel"):
+        directory = machine_dir(args.root, args.split, machine)
+        # the same list, in the same order, as the DataModule reads: the cache entry it will look up
+        paths = [path for split in ("train", "test") for path in audio_files(directory / split)]
+        extract_log_mels(paths, feature_config, audio_config, cache)
+        total += len(paths)
+    print(f"{total} clips: {cache.hits} already cached, {cache.misses} extracted into {args.cache_dir}")
     return 0
 
 

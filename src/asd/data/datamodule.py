@@ -173,9 +173,8 @@ class DCASEDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self._train_set is not None:
             return
-        clips: list[Clip] = []
-        for machine in self.machines:
-            clips += index_machine(
+        per_machine: list[list[Clip]] = [
+            index_machine(
                 self.root,
                 self.data_split,
                 machine,
@@ -184,12 +183,20 @@ class DCASEDataModule(L.LightningDataModule):
                 eval_data_list=self.eval_data_list,
                 correspondence_dir=self.correspondence_dir,
             )
+            for machine in self.machines
+        ]
+        clips = [clip for machine_clips in per_machine for clip in machine_clips]
         self.train_clips = [c for c in clips if c.info.split == "train"]
         abnormal = [c.path for c in self.train_clips if c.info.label == "anomaly"]
         if abnormal:
             raise DatasetError(f"{abnormal[0]}: an anomalous clip in a training folder")
         self.test_clips = [c for c in clips if c.info.split == "test"]
-        log_mels = extract_log_mels([c.path for c in clips], self.feature_config, self.audio_config, self.cache)
+        # one cache entry per machine type, so any selection of machine types reuses it
+        log_mels = [
+            log_mel
+            for machine_clips in per_machine
+            for log_mel in extract_log_mels([c.path for c in machine_clips], self.feature_config, self.audio_config, self.cache)
+        ]
         by_path = {c.path: m for c, m in zip(clips, log_mels)}
         self.class_names = sorted({class_name(c.info) for c in self.train_clips})
         class_index = {name: i for i, name in enumerate(self.class_names)}

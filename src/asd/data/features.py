@@ -32,25 +32,33 @@ class FeatureConfig:
 
 
 class LogMel(torch.nn.Module):
-    """Waveforms (..., time) -> log-mel (..., n_mels, frames), as ``20/power * log10(mel + eps)``."""
+    """Waveforms (..., time) -> log-mel (..., n_mels, frames), as ``20/power * log10(mel + eps)``.
+
+    torchaudio's STFT and Slaney mel filterbank; the power spectrum is taken as re² + im² of the
+    complex STFT, which costs a third of ``abs().pow(2)`` (the square root of ``abs`` was the
+    largest single cost of feature extraction, see experiments/benchmarks.md).
+    """
 
     def __init__(self, config: FeatureConfig = FeatureConfig()):
         super().__init__()
         self.config = config
-        self.mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=config.sample_rate,
-            n_fft=config.n_fft,
-            hop_length=config.hop_length,
+        self.stft = torchaudio.transforms.Spectrogram(n_fft=config.n_fft, hop_length=config.hop_length, power=None)
+        self.mel_scale = torchaudio.transforms.MelScale(
             n_mels=config.n_mels,
-            power=config.power,
+            sample_rate=config.sample_rate,
             f_min=config.f_min,
             f_max=config.f_max,
+            n_stft=config.n_fft // 2 + 1,
             norm="slaney",
             mel_scale="slaney",
         )
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        mel = self.mel(waveform)
+        spectrum = self.stft(waveform)
+        energy = spectrum.real.square() + spectrum.imag.square()
+        if self.config.power != 2.0:
+            energy = energy.pow(self.config.power / 2.0)
+        mel = self.mel_scale(energy)
         return 20.0 / self.config.power * torch.log10(mel + torch.finfo(torch.float64).eps)
 
 
@@ -64,12 +72,16 @@ def stack_frames(log_mel: torch.Tensor, n_frames: int) -> torch.Tensor:
 
 
 class FeatureCache:
-    """Log-mels on disk, one ``.npy`` per clip, keyed by the feature and audio settings and the file.
+    """Log-mels on disk, one entry per list of clips read together (the DataModule reads one
+    machine type at a time), keyed by the feature and audio settings and every clip's file.
 
-    The key hashes the configs with the audio file's resolved path, size and modification time,
-    so an edited or replaced file, or a changed setting, misses the cache. Writes go to a
-    temporary file in the same folder and are renamed into place, so a killed run never leaves
-    a truncated entry behind.
+    A clip's key hashes the configs with the audio file's resolved path, size and modification
+    time; a list's key hashes its clips' keys, so an edited, added or replaced file, or a changed
+    setting, misses the cache. The entry is ``<hash>.npy``, all the list's log-mels side by side
+    in one (n_mels, frames) array, with ``<hash>.frames.npy``, each clip's frame count: a warm
+    start is two file reads, however many clips (one small file per clip cost more to open and
+    parse than to read). Writes go to a temporary file in the same folder and are renamed into
+    place, so a killed run never leaves a truncated entry behind.
     """
 
     def __init__(self, directory: str | Path, feature_config: FeatureConfig, audio_config: AudioConfig):
@@ -83,35 +95,45 @@ class FeatureCache:
         self.misses = 0
 
     def key(self, audio_path: str | Path) -> str:
-        path = Path(audio_path).resolve()
-        stat = path.stat()
+        path = os.path.realpath(audio_path)  # os.path rather than pathlib: a third of the cost per clip
+        stat = os.stat(path)
         text = f"{self._settings}|{path}|{stat.st_size}|{stat.st_mtime_ns}"
         return hashlib.sha256(text.encode()).hexdigest()
 
-    def entry_path(self, audio_path: str | Path) -> Path:
-        key = self.key(audio_path)
-        return self.directory / key[:2] / f"{key}.npy"
+    def _entries(self, keys: list[str]) -> tuple[Path, Path]:
+        name = hashlib.sha256("\n".join(keys).encode()).hexdigest()
+        return self.directory / name[:2] / f"{name}.npy", self.directory / name[:2] / f"{name}.frames.npy"
 
-    def load(self, audio_path: str | Path) -> np.ndarray | None:
-        entry = self.entry_path(audio_path)
-        if not entry.is_file():
+    def load(self, keys: list[str]) -> list[np.ndarray] | None:
+        """The log-mels of these clips, in order, if they were stored together before."""
+        features_entry, frames_entry = self._entries(keys)
+        if not (features_entry.is_file() and frames_entry.is_file()):
             return None
         try:
-            return np.load(entry)
+            features, frames = np.load(features_entry), np.load(frames_entry)
         except (OSError, ValueError):
-            return None  # unreadable entry: recompute and overwrite it
+            return None
+        if frames.ndim != 1 or len(frames) != len(keys) or features.ndim != 2 or frames.sum() != features.shape[-1]:
+            return None  # written by a run killed between the two files, or damaged: recompute
+        return np.split(features, np.cumsum(frames)[:-1], axis=-1)
 
-    def store(self, audio_path: str | Path, features: np.ndarray) -> None:
-        entry = self.entry_path(audio_path)
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=entry.parent, suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as file:
-                np.save(file, features)
-            os.replace(temporary, entry)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+    def store(self, keys: list[str], log_mels: list[np.ndarray]) -> None:
+        features_entry, frames_entry = self._entries(keys)
+        features = np.concatenate(log_mels, axis=-1)
+        _write_atomically(features_entry, lambda file: np.save(file, features))
+        _write_atomically(frames_entry, lambda file: np.save(file, np.array([m.shape[-1] for m in log_mels])))
+
+
+def _write_atomically(entry: Path, write) -> None:
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=entry.parent, suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            write(file)
+        os.replace(temporary, entry)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def extract_log_mels(
@@ -121,28 +143,26 @@ def extract_log_mels(
     cache: FeatureCache | None = None,
     batch_size: int = 64,
 ) -> list[np.ndarray]:
-    """Log-mels (n_mels, frames) for each path, from the cache where possible.
+    """Log-mels (n_mels, frames) for each path, from the cache when the same list was read before.
 
-    Missing clips are read and transformed in batches of equal-length waveforms, which is
-    what makes extraction fast on many short clips.
+    Otherwise the clips are read and transformed in batches of equal-length waveforms, and the
+    list is cached as one entry.
     """
     paths = [Path(p) for p in paths]
-    results: list[np.ndarray | None] = [None] * len(paths)
-    pending: list[int] = []
-    for i, path in enumerate(paths):
-        cached = cache.load(path) if cache is not None else None
-        if cached is None:
-            pending.append(i)
-        else:
-            results[i] = cached
+    if not paths:
+        return []
+    keys = [cache.key(p) for p in paths] if cache is not None else []
     if cache is not None:
-        cache.hits += len(paths) - len(pending)
-        cache.misses += len(pending)
+        stored = cache.load(keys)
+        if stored is not None:
+            cache.hits += len(paths)
+            return stored
+        cache.misses += len(paths)
+    results: list[np.ndarray | None] = [None] * len(paths)
     log_mel = LogMel(feature_config)
-    for start in range(0, len(pending), batch_size):
-        chunk = pending[start : start + batch_size]
+    for start in range(0, len(paths), batch_size):
         by_length: dict[int, list[tuple[int, torch.Tensor]]] = defaultdict(list)
-        for i in chunk:
+        for i in range(start, min(start + batch_size, len(paths))):
             waveform = load_audio(paths[i], audio_config)
             by_length[waveform.numel()].append((i, waveform))
         for group in by_length.values():
@@ -150,6 +170,6 @@ def extract_log_mels(
                 batch = log_mel(torch.stack([w for _, w in group]))
             for (i, _), features in zip(group, batch.numpy()):
                 results[i] = features
-                if cache is not None:
-                    cache.store(paths[i], features)
+    if cache is not None:
+        cache.store(keys, results)  # type: ignore[arg-type]
     return results  # type: ignore[return-value]

@@ -69,6 +69,11 @@ def _resolve_hidden(info: ClipInfo, original: str, source: Path) -> ClipInfo:
     )
 
 
+def audio_files(split_dir: Path) -> list[Path]:
+    """The audio files of one split folder in the order the index lists them (by name)."""
+    return sorted(p for p in split_dir.iterdir() if p.suffix.lower() in (".wav", ".flac"))
+
+
 def index_machine(
     root: str | Path,
     data_split: str,
@@ -100,7 +105,7 @@ def index_machine(
             if split == "supplemental":
                 continue
             raise DatasetError(f"{split_dir}: folder not found")
-        files = sorted(p for p in split_dir.iterdir() if p.suffix.lower() in (".wav", ".flac"))
+        files = audio_files(split_dir)
         if not files:
             raise DatasetError(f"{split_dir}: folder holds no audio files")
         correspondence = _correspondence(correspondence_dir, data_split, machine, split)
