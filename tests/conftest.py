@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,3 +39,18 @@ def make_cfg(tmp_path, synthetic_root):
         return cfg
 
     return _make
+
+
+@pytest.fixture
+def run_cli(tmp_path, synthetic_root):
+    """Run ``python -m asd.train|asd.report …`` as a user would, with ASD_ROOT=tmp_path
+    (logs under tmp_path/logs) and the session's synthetic dataset as tmp_path/data/synthetic."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "synthetic").symlink_to(synthetic_root)
+    env = {**os.environ, "ASD_ROOT": str(tmp_path)}
+
+    def _run(module: str, *arguments: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", module, *arguments]
+        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+
+    return _run

@@ -1,8 +1,5 @@
 import csv
 import math
-import shutil
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -137,19 +137,11 @@ def test_a_stopped_run_resumes_to_the_same_metrics(make_cfg, tmp_path):
         train(make_cfg("machine=ToyRotor", f"resume_from={tmp_path / 'nowhere'}"))
 
 
-def test_ddp_on_two_cpu_processes_gathers_every_test_score(tmp_path, synthetic_root):
+def test_ddp_on_two_cpu_processes_gathers_every_test_score(tmp_path, synthetic_root, run_cli):
     """trainer=ddp as on a multi-GPU node, with gloo on CPU: each rank scores half the test clips;
     the gathered submission must hold every clip's own score (checked against a one-process asd.predict)."""
-    import os
-    import subprocess
-    import sys
-
-    env = {**os.environ, "ASD_ROOT": str(tmp_path)}
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "synthetic").symlink_to(synthetic_root)
-    command = [sys.executable, "-m", "asd.train", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-               "trainer.sync_batchnorm=false", "machine=ToyRotor", "debug=fdr", "callbacks.progress_bar.refresh_rate=0"]  # fmt: skip
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    done = run_cli("asd.train", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.sync_batchnorm=false",
+                   "machine=ToyRotor", "debug=fdr", "callbacks.progress_bar.refresh_rate=0")  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     run = next((tmp_path / "logs" / "debug" / "runs").iterdir())
     assert (run / "train_ddp_process_1.log").is_file()  # a second process did take part

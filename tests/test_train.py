@@ -1,7 +1,4 @@
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +11,6 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from asd.evaluate import evaluate
 from asd.train import train
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_ae_beats_chance_clearly_on_the_easiest_machine(make_cfg):
@@ -103,14 +99,10 @@ def section_rows(result_csv: Path) -> dict[str, list[float]]:
     return rows
 
 
-def test_cli_multirun_machines_by_models_with_a_failing_job_and_summary(tmp_path, synthetic_root):
-    env = {**os.environ, "ASD_ROOT": str(tmp_path)}
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "synthetic").symlink_to(synthetic_root)
+def test_cli_multirun_machines_by_models_with_a_failing_job_and_summary(tmp_path, run_cli):
     # 3 machine types x 2 models; "fan" is not in the synthetic data, so its two jobs fail
-    command = [sys.executable, "-m", "asd.train", "-m", "machine=ToyRotor,fan,ToyHum", "model=ae,mfn_arcface",
-               "debug=fdr", "callbacks.progress_bar.refresh_rate=0"]  # fmt: skip
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    done = run_cli("asd.train", "-m", "machine=ToyRotor,fan,ToyHum", "model=ae,mfn_arcface", "debug=fdr",
+                   "callbacks.progress_bar.refresh_rate=0")  # fmt: skip
     assert done.returncode == 1, done.stderr[-3000:]
     assert "2 job(s) failed (2, 3)" in done.stderr
     sweep = next((tmp_path / "logs" / "debug" / "multiruns").iterdir())
@@ -139,7 +131,7 @@ def test_cli_multirun_machines_by_models_with_a_failing_job_and_summary(tmp_path
     assert "job 2 (`model=ae" in markdown and "machine type folder not found" in markdown
 
     # rerunning the report by hand gives the same table
-    again = subprocess.run([sys.executable, "-m", "asd.report", str(sweep)], capture_output=True, text=True, timeout=120)
+    again = run_cli("asd.report", str(sweep))
     assert again.returncode == 0, again.stderr
     pd.testing.assert_frame_equal(pd.read_csv(sweep / "summary.csv"), summary)
 
@@ -176,15 +168,11 @@ def test_pretrained_encoder_is_a_memory_bank_model(make_cfg, tmp_path):
     assert not list(run.rglob("*.ckpt"))  # nothing was trained, so nothing to checkpoint
 
 
-def test_optuna_search_resumes_and_scores_a_failed_trial_worst(tmp_path, synthetic_root):
+def test_optuna_search_resumes_and_scores_a_failed_trial_worst(tmp_path, run_cli):
     import optuna
 
-    env = {**os.environ, "ASD_ROOT": str(tmp_path)}
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "synthetic").symlink_to(synthetic_root)
-    search = [sys.executable, "-m", "asd.train", "hparams_search=ae_optuna", "debug=fdr",
-              "callbacks.progress_bar.refresh_rate=0", "machine.types=[ToyRotor,ToyHum]"]  # fmt: skip
-    first = subprocess.run(search + ["hydra.sweeper.n_trials=2"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    search = ["hparams_search=ae_optuna", "debug=fdr", "callbacks.progress_bar.refresh_rate=0"]
+    first = run_cli("asd.train", *search, "machine.types=[ToyRotor,ToyHum]", "hydra.sweeper.n_trials=2")
     assert first.returncode == 0, first.stderr[-3000:]
     storage = f"sqlite:///{tmp_path / 'logs' / 'optuna' / 'ae.db'}"
     trials = optuna.load_study(study_name="ae", storage=storage).trials
@@ -198,8 +186,7 @@ def test_optuna_search_resumes_and_scores_a_failed_trial_worst(tmp_path, synthet
     assert len(pd.read_csv(sweep / "summary.csv").query("machine == 'official score'")) == 2
 
     # the same command resumes the study; a trial that fails (no such machine type) scores 0 and the study survives
-    again = subprocess.run(search[:-1] + ["machine=fan", "hydra.sweeper.n_trials=1"], cwd=tmp_path, env=env,
-                           capture_output=True, text=True, timeout=600)  # fmt: skip
+    again = run_cli("asd.train", *search, "machine=fan", "hydra.sweeper.n_trials=1")
     assert again.returncode == 1 and "1 job(s) failed" in again.stderr
     resumed = optuna.load_study(study_name="ae", storage=storage)
     assert [t.number for t in resumed.trials] == [0, 1, 2]
@@ -207,13 +194,9 @@ def test_optuna_search_resumes_and_scores_a_failed_trial_worst(tmp_path, synthet
     assert resumed.best_value == max(t.value for t in trials)
 
 
-def test_parallel_launcher_runs_jobs_in_two_worker_processes(tmp_path, synthetic_root):
-    env = {**os.environ, "ASD_ROOT": str(tmp_path)}
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "synthetic").symlink_to(synthetic_root)
-    command = [sys.executable, "-m", "asd.train", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2",
-               "machine=ToyRotor,ToyHum", "debug=fdr", "callbacks.progress_bar.refresh_rate=0"]  # fmt: skip
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+def test_parallel_launcher_runs_jobs_in_two_worker_processes(tmp_path, run_cli):
+    done = run_cli("asd.train", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "machine=ToyRotor,ToyHum",
+                   "debug=fdr", "callbacks.progress_bar.refresh_rate=0")  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Joblib.Parallel(n_jobs=2" in done.stdout + done.stderr
     sweep = next((tmp_path / "logs" / "debug" / "multiruns").iterdir())

@@ -122,7 +122,6 @@ class ArcMarginHead(nn.Module):
 
     @torch.no_grad()
     def _update_scale(self, cosine, theta, one_hot):
-        n_classes = cosine.shape[1]
         others = torch.where(one_hot, torch.zeros_like(cosine), torch.exp(self.scale * cosine)).sum(1).mean()
         median_theta = torch.median(theta[one_hot])
         self.scale.copy_(torch.log(others) / torch.cos(torch.clamp(median_theta, max=math.pi / 4)))
