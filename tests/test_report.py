@@ -95,6 +95,19 @@ def test_report_keeps_a_killed_job_on_record(tmp_path):
     assert summary.loc["official score", "configuration"] == "(defaults)"
 
 
+def test_a_machine_type_tested_twice_in_one_configuration_counts_once(tmp_path):
+    sweep = tmp_path / "multirun"
+    first = make_job(sweep, "0", ["machine=fan"], ["fan"], 2024, seed=1)
+    second = make_job(sweep, "1", ["machine.types=[fan,valve]"], ["fan", "valve"], 2024, seed=5)
+    summary = write_report(sweep)
+    skipped = summary[summary["status"].str.startswith("skipped")]
+    assert skipped[["machine", "jobs", "status"]].values.tolist() == [["fan", "1", "skipped: also tested by job 0"]]
+    official = summary.set_index("machine").loc["official score"]
+    used = [first[0], second[1]]
+    expected = year_official_score([year_section_metrics(s, 2024) for s in used], 2024)
+    assert official["score"] == pytest.approx(100 * expected, abs=1e-9) and official["sections"] == 2
+
+
 def test_report_on_a_folder_without_jobs_is_a_clear_error(tmp_path):
     with pytest.raises(ReportError, match="no job folders"):
         write_report(tmp_path)

@@ -120,13 +120,14 @@ def group_rows(configuration: str, dataset: str, jobs: list[Job]) -> list[dict]:
         if job.error is not None:
             rows.append({**base, "machine": "+".join(job.machines), "jobs": job.name, "status": f"failed: {job.error}"})
             continue
+        # a machine type tested by an earlier job of the same configuration counts once
+        repeated = sorted({s.machine for s in job.sections if jobs_by_machine.get(s.machine, job.name) != job.name})
+        for machine in repeated:
+            rows.append({**base, "machine": machine, "jobs": job.name, "status": f"skipped: also tested by job {jobs_by_machine[machine]}"})
         for section in job.sections:
-            if section.machine in jobs_by_machine and jobs_by_machine[section.machine] != job.name:
-                rows.append({**base, "machine": section.machine, "jobs": job.name,
-                             "status": f"skipped: also tested by job {jobs_by_machine[section.machine]}"})  # fmt: skip
-                continue
-            jobs_by_machine[section.machine] = job.name
-            sections_by_machine.setdefault(section.machine, []).append(section)
+            if section.machine not in repeated:
+                jobs_by_machine[section.machine] = job.name
+                sections_by_machine.setdefault(section.machine, []).append(section)
     everything: list[SectionResult] = []
     all_metrics: list[dict[str, float]] = []
     machine_rows = []
