@@ -19,7 +19,7 @@ from hydra.types import RunMode
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from asd.evaluation.callback import OfficialEvaluationCallback, metric_key
+from asd.evaluation.callback import OfficialEvaluationCallback, section_metric_logs
 from asd.evaluation.metrics import SectionResult, harmonic_mean, official_score, write_clip_scores, write_result_csv
 from asd.system import save_system
 
@@ -104,10 +104,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         table = summary_table(sections)
         table.to_csv(output_dir / "summary.csv", index=False)
         log.info("results (%%) for %s:\n%s", output_dir, table.to_string(index=False, float_format="%.2f", na_rep=""))
-        for section in sections:
-            for column, value in section.metrics().items():
-                metrics[f"{section.machine}/section_{section.section_id}/{metric_key(column)}"] = value
-        metrics["official_score"] = official_score([s.metrics() for s in sections])
+        metrics = section_metric_logs(sections)
     else:
         log.info("no test labels: submission CSVs written to %s", output_dir / "submission")
     return metrics, {"sections": sections}

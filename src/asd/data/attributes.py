@@ -23,7 +23,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asd.data.filenames import FileNameError, parse_file_name
+from asd.data.filenames import FileNameError, format_attributes, parse_file_name
 
 SPLITS = ("train", "test", "supplemental")
 
@@ -82,7 +82,7 @@ def attributes_from_names(machine_directory: str | Path) -> dict[str, tuple[str,
 
 
 def _format(pairs) -> str:
-    return "_".join(f"{k}_{v}" for k, v in pairs) or "(none)"
+    return format_attributes(pairs) or "(none)"
 
 
 def rebuild_attributes_csv(

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
 from asd.data.audio import AudioConfig, load_audio
 from asd.data.features import FeatureCache, FeatureConfig, extract_log_mels, stack_frames
-from asd.data.filenames import ClipInfo
+from asd.data.filenames import ClipInfo, format_attributes
 from asd.data.index import Clip, DatasetError, index_machine
 from asd.data.synthetic import ensure_dataset
 
@@ -41,7 +41,7 @@ def class_name(info: ClipInfo) -> str:
     Where a name conceals its attributes (``noAttribute``) and no correspondence file gave
     them back, the domain stands in, so source and target still form separate classes.
     """
-    attributes = "_".join(f"{k}_{v}" for k, v in info.attributes) or info.domain
+    attributes = format_attributes(info.attributes) or info.domain
     return f"{section_key(info)}/{attributes}"
 
 

@@ -90,6 +90,11 @@ _PATTERNS: list[tuple[str, re.Pattern]] = [
 _GLUED_TOKEN = re.compile(r"^(?P<key>[A-Za-z]+?)(?P<value>[A-Z0-9].*)$")
 
 
+def format_attributes(pairs) -> str:
+    """(key, value) pairs as a file name writes them: ``spd_12_loc_A``; empty for none."""
+    return "_".join(f"{k}_{v}" for k, v in pairs)
+
+
 def parse_attributes(attribute_string: str) -> tuple[tuple[str, str], ...]:
     """Decode the attribute part of a name into ordered (key, value) pairs.
 

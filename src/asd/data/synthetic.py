@@ -32,6 +32,7 @@ import numpy as np
 import soundfile as sf
 
 from asd.data.attributes import rebuild_attributes_csv
+from asd.data.filenames import format_attributes
 
 GENERATOR_VERSION = 2
 SAMPLE_RATE = 16000
@@ -126,8 +127,7 @@ def _render(machine: str, seed_parts: tuple[int, ...], domain: str, anomaly: str
 
 
 def _name(domain: str, split: str, label: str, index: int, attributes: dict) -> str:
-    attribute_part = "_".join(f"{k}_{v}" for k, v in attributes.items())
-    return f"section_00_{domain}_{split}_{label}_{index:04d}_{attribute_part}.wav"
+    return f"section_00_{domain}_{split}_{label}_{index:04d}_{format_attributes(attributes.items())}.wav"
 
 
 def _write_machine(

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from asd.data.datamodule import section_key
+from asd.data.filenames import format_attributes
 from asd.evaluation.metrics import SECTION_COLUMNS, SectionResult, official_score
 from asd.evaluation.submission import write_section
 
@@ -50,13 +52,13 @@ def section_results(clips, collected: dict[int, tuple[float, int]], labelled: bo
     return results
 
 
-def section_metric_logs(prefix: str, sections: list[SectionResult]) -> dict[str, float]:
-    """``<prefix>/<machine>/section_XX/<metric>`` for every section, and ``<prefix>/official_score``."""
+def section_metric_logs(sections: list[SectionResult], prefix: str = "") -> dict[str, float]:
+    """``<prefix><machine>/section_XX/<metric>`` for every section, and ``<prefix>official_score``."""
     metrics = {}
     for section in sections:
         values = section.metrics()
-        metrics.update({f"{prefix}/{section.machine}/section_{section.section_id}/{metric_key(c)}": values[c] for c in SECTION_COLUMNS})
-    metrics[f"{prefix}/official_score"] = official_score([s.metrics() for s in sections])
+        metrics.update({f"{prefix}{section.machine}/section_{section.section_id}/{metric_key(c)}": values[c] for c in SECTION_COLUMNS})
+    metrics[f"{prefix}official_score"] = official_score([s.metrics() for s in sections])
     return metrics
 
 
@@ -100,7 +102,7 @@ class OfficialEvaluationCallback(L.Callback):
         if not labelled:
             log.warning("test labels unknown (evaluation data without ground truth): wrote scores to %s only", self.submission_dir)
             return
-        metrics = section_metric_logs("test", self.sections)
+        metrics = section_metric_logs(self.sections, prefix="test/")
         pl_module.log_dict(metrics, rank_zero_only=True)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
@@ -169,10 +171,9 @@ class OfficialEvaluationCallback(L.Callback):
     def _projector(self, writer, datamodule) -> None:
         clips = datamodule.test_clips
         metadata = [
-            [c.info.label, c.info.domain, f"{c.info.machine}/section_{c.info.section_id}",
-             "_".join(f"{k}_{v}" for k, v in c.info.attributes) or "none", c.info.file_name]
+            [c.info.label, c.info.domain, section_key(c.info), format_attributes(c.info.attributes) or "none", c.info.file_name]
             for c in clips
-        ]  # fmt: skip
+        ]
         embeddings = np.stack([self._embeddings[i] for i in range(len(clips))])
         writer.add_embedding(embeddings, metadata=metadata, metadata_header=["label", "domain", "section", "attributes", "file"],
                              tag="test_embeddings", global_step=0)  # fmt: skip
@@ -203,4 +204,4 @@ class EpochEvaluationCallback(L.Callback):
             collected.update(zip(batch["index"].tolist(), zip(scores.tolist(), decisions)))
         pl_module.train(was_training)
         sections = list(section_results(datamodule.test_clips, collected, labelled=True).values())
-        pl_module.log_dict(section_metric_logs("epoch", sections))
+        pl_module.log_dict(section_metric_logs(sections, prefix="epoch/"))
