@@ -23,10 +23,10 @@ from tqdm import tqdm
 
 from asd.data.audio import AudioError, load_audio
 from asd.data.features import LogMel
+from asd.data.index import AUDIO_SUFFIXES
 from asd.system import RunDirectoryError, System, load_systems
 
 COLUMNS = ["file", "start_s", "end_s", "section", "anomaly_score", "decision", "error"]
-AUDIO_SUFFIXES = (".wav", ".flac")
 
 
 def collect_inputs(inputs: list[str | Path]) -> list[Path]:

@@ -69,9 +69,12 @@ def _resolve_hidden(info: ClipInfo, original: str, source: Path) -> ClipInfo:
     )
 
 
+AUDIO_SUFFIXES = (".wav", ".flac")
+
+
 def audio_files(split_dir: Path) -> list[Path]:
     """The audio files of one split folder in the order the index lists them (by name)."""
-    return sorted(p for p in split_dir.iterdir() if p.suffix.lower() in (".wav", ".flac"))
+    return sorted(p for p in split_dir.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
 
 
 def index_machine(

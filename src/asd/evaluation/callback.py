@@ -192,7 +192,7 @@ class EpochEvaluationCallback(L.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         datamodule = trainer.datamodule
-        if (trainer.current_epoch + 1) % self.every_n_epochs or trainer.sanity_checking or not datamodule.has_test_labels:
+        if (trainer.current_epoch + 1) % self.every_n_epochs or not datamodule.has_test_labels:
             return
         pl_module.fit_backend(datamodule.train_clip_dataloader())
         collected = {}
