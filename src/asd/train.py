@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import traceback
 from pathlib import Path
 
@@ -24,6 +26,9 @@ from asd.evaluation.metrics import SectionResult, harmonic_mean, official_score,
 from asd.system import save_system
 
 log = logging.getLogger(__name__)
+
+# The unique part of run and sweep folder names (conf/hydra/default.yaml).
+OmegaConf.register_new_resolver("asd_run_id", lambda: f"{os.getpid()}-{secrets.token_hex(2)}", use_cache=True, replace=True)
 
 
 def config_dir() -> str:

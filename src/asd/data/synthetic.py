@@ -33,6 +33,7 @@ import soundfile as sf
 
 from asd.data.attributes import rebuild_attributes_csv
 from asd.data.filenames import format_attributes
+from asd.data.index import DatasetError
 
 GENERATOR_VERSION = 2
 SAMPLE_RATE = 16000
@@ -181,9 +182,34 @@ def _make_eval_copy(root: Path, dev_test_names: list[str], seed: int) -> None:
     rebuild_attributes_csv(test_dir.parent)
 
 
+class NotSyntheticError(DatasetError):
+    """The folder to (re)write holds something the generator did not write."""
+
+
+def _check_replaceable(root: Path) -> None:
+    """Only an empty folder or one this generator wrote (its marker file present) may be replaced."""
+    if not root.exists() or (root.is_dir() and not any(root.iterdir())):
+        return
+    try:
+        marker = json.loads((root / MARKER).read_text())
+    except (OSError, ValueError):
+        marker = None
+    if not (isinstance(marker, dict) and "generator_version" in marker):
+        raise NotSyntheticError(
+            f"{root}: not written by the synthetic generator (no {MARKER}); refusing to replace it. "
+            "If it holds real DCASE data, select its year (data=dcase2024 data.root=..., likewise "
+            "dcase2020...dcase2025); for the synthetic data choose an empty or new folder"
+        )
+
+
 def generate(root: str | Path, seed: int = 0, spec: SyntheticSpec = SyntheticSpec()) -> Path:
-    """Write the dataset under ``root`` (replacing what is there) and return ``root``."""
+    """Write the dataset under ``root`` and return ``root``.
+
+    ``root`` may be missing, empty, or a synthetic dataset written before (marker file present),
+    which is replaced; anything else is a :class:`NotSyntheticError` and nothing is touched.
+    """
     root = Path(root)
+    _check_replaceable(root)
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".synthetic-", dir=root.parent))
     try:
@@ -195,6 +221,7 @@ def generate(root: str | Path, seed: int = 0, spec: SyntheticSpec = SyntheticSpe
         marker = {"generator_version": GENERATOR_VERSION, "seed": seed, "spec": spec.__dict__}
         (staging / MARKER).write_text(json.dumps(marker, indent=1))
         if root.exists():
+            _check_replaceable(root)  # again: another process may have written into it meanwhile
             shutil.rmtree(root)
         staging.rename(root)
     finally:
@@ -220,7 +247,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("root", type=Path)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    generate(args.root, args.seed)
+    try:
+        generate(args.root, args.seed)
+    except NotSyntheticError as err:
+        parser.exit(2, f"error: {err}\n")
     print(f"synthetic dataset written to {args.root}")
 
 

@@ -1,0 +1,85 @@
+"""Nothing lost, nothing wrong: the failures a user meets with real processes, kills and folders."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+QUIET = ["callbacks.progress_bar.refresh_rate=0"]
+
+
+def start_train(tmp_path: Path, *overrides: str) -> subprocess.Popen:
+    env = {**os.environ, "ASD_ROOT": str(tmp_path)}
+    command = [sys.executable, "-m", "asd.train", *QUIET, *overrides]
+    return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_training_on_a_real_dataset_folder_without_its_year_deletes_nothing(tmp_path, run_cli):
+    # A user forgets data=dcase2024: the synthetic default must not replace their dataset folder.
+    dataset = tmp_path / "dcase2024t2"
+    machine = dataset / "dev_data" / "raw" / "fan" / "train"
+    machine.mkdir(parents=True)
+    (machine / "section_00_source_train_normal_0000_a_1.wav").write_bytes(b"precious")
+    (dataset / "notes.txt").write_text("three weeks of downloads")
+    done = run_cli("asd.train", f"data.root={dataset}", "machine=fan", *QUIET)
+    assert done.returncode == 1
+    assert f"{dataset}: not written by the synthetic generator" in done.stderr
+    assert "data=dcase2024" in done.stderr
+    assert (machine / "section_00_source_train_normal_0000_a_1.wav").read_bytes() == b"precious"
+    assert (dataset / "notes.txt").read_text() == "three weeks of downloads"
+    # the generator's own command refuses too
+    again = run_cli("asd.data.synthetic", str(dataset))
+    assert again.returncode == 2 and "not written by the synthetic generator" in again.stderr
+    assert sorted(p.name for p in dataset.iterdir()) == ["dev_data", "notes.txt"]
+
+
+def test_synthetic_data_is_rewritten_only_where_it_was_written_before(tmp_path, run_cli):
+    root = tmp_path / "fresh"
+    assert run_cli("asd.data.synthetic", str(root)).returncode == 0
+    assert (root / "synthetic_dataset.json").is_file()
+    (root / "dev_data" / "raw" / "ToyRotor" / "train" / "stray.txt").write_text("x")
+    assert run_cli("asd.data.synthetic", str(root), "--seed", "1").returncode == 0  # its own: replaced
+    assert not (root / "dev_data" / "raw" / "ToyRotor" / "train" / "stray.txt").exists()
+
+
+EPOCHS = ["machine=ToyRotor", "trainer.max_epochs=40", "callbacks.epoch_evaluation=null"]
+
+
+def test_a_run_killed_mid_training_resumes_to_the_uninterrupted_metrics(tmp_path, run_cli):
+    whole = run_cli("asd.train", *QUIET, *EPOCHS, f"hydra.run.dir={tmp_path / 'whole'}")
+    assert whole.returncode == 0, whole.stderr[-2000:]
+
+    killed_dir = tmp_path / "killed"
+    process = start_train(tmp_path, *EPOCHS, f"hydra.run.dir={killed_dir}")
+    checkpoints = killed_dir / "tensorboard" / "ToyRotor" / "checkpoints"
+    deadline = time.monotonic() + 300
+    while not list(checkpoints.glob("epoch=2-*.ckpt")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    assert process.returncode == -signal.SIGKILL
+    assert not (killed_dir / "summary.csv").exists(), "the run finished before it was killed: the test proves nothing"
+    assert (checkpoints / "last.ckpt").is_file()
+
+    resumed = run_cli("asd.train", *QUIET, *EPOCHS, f"resume_from={killed_dir}", f"hydra.run.dir={tmp_path / 'resumed'}")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming from" in resumed.stdout + resumed.stderr
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "resumed" / "summary.csv"), pd.read_csv(tmp_path / "whole" / "summary.csv"))
+
+
+def test_two_runs_started_together_never_share_a_run_directory(tmp_path, synthetic_root):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "synthetic").symlink_to(synthetic_root)
+    runs = [start_train(tmp_path, f"machine={m}", "debug=fdr") for m in ("ToyRotor", "ToyHum")]
+    for process in runs:
+        _, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr[-2000:]
+    directories = sorted((tmp_path / "logs" / "debug" / "runs").iterdir())
+    assert len(directories) == 2
+    trained = {pd.read_csv(d / "summary.csv")["machine"][0] for d in directories}
+    assert trained == {"ToyRotor", "ToyHum"}  # each kept its own results
