@@ -37,7 +37,7 @@ def test_model_backend_machine_compose_and_instantiate(model, backend, machine, 
             hydra.utils.instantiate(cfg.model, backend=hydra.utils.instantiate(cfg.backend))
         return
     module = hydra.utils.instantiate(cfg.model, backend=hydra.utils.instantiate(cfg.backend))
-    assert module.backend.__class__.__name__.lower().startswith(backend)
+    assert module.backend.__class__.__name__.lower().startswith(backend.replace("_", ""))
     datamodule = hydra.utils.instantiate(cfg.data, machines=machine_groups(cfg)[0], input=module.data_input)
     assert datamodule.machines == [list(cfg.machine.types)[0]]
 

@@ -10,5 +10,6 @@ from asd.backends.classifier import ClassifierScoreBackend
 from asd.backends.knn import KNNBackend
 from asd.backends.mahalanobis import MahalanobisBackend
 from asd.backends.mse import MSEBackend
+from asd.backends.selective_mahalanobis import SelectiveMahalanobisBackend
 
-__all__ = ["ScoringBackend", "MSEBackend", "MahalanobisBackend", "KNNBackend", "ClassifierScoreBackend"]
+__all__ = ["ScoringBackend", "MSEBackend", "SelectiveMahalanobisBackend", "MahalanobisBackend", "KNNBackend", "ClassifierScoreBackend"]

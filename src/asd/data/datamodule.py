@@ -13,6 +13,7 @@ It indexes the machine folders, extracts (or reads cached) log-mel features, and
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Sequence
 
@@ -130,10 +131,15 @@ class DCASEDataModule(L.LightningDataModule):
         clip_batch_size: int = 16,
         num_workers: int = 0,
         shuffle_seed: int = 0,
+        validation_split: float = 0.0,
     ):
         super().__init__()
         if input not in ("frames", "clips", "waveforms"):
             raise ValueError(f"data.input must be 'frames', 'clips' or 'waveforms', got {input!r}")
+        if not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"data.validation_split must be in [0, 1), got {validation_split!r}")
+        if validation_split and input != "frames":
+            raise ValueError("data.validation_split holds out frame vectors: it applies to frame models (model=ae) only")
         if not machines:
             raise ValueError("no machine types selected (machine.types is empty)")
         self.root = Path(root)
@@ -155,6 +161,11 @@ class DCASEDataModule(L.LightningDataModule):
         self.clip_batch_size = clip_batch_size
         self.num_workers = num_workers
         self.shuffle_seed = shuffle_seed
+        self.validation_split = validation_split
+        if validation_split:
+            # Only then a validation loop: Lightning runs one (or warns of its absence) whenever a
+            # datamodule has val_dataloader.
+            self.val_dataloader = self._validation_dataloader
         self.train_clips: list[Clip] = []
         self.test_clips: list[Clip] = []
         self.class_names: list[str] = []
@@ -214,12 +225,24 @@ class DCASEDataModule(L.LightningDataModule):
         """The (mels x frames) log-mel of ``test_clips[index]``."""
         return self._test_set.log_mels[index]
 
+    def _frame_vectors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(training, validation) frame vectors: ``validation_split`` of all the training clips'
+        stacked frames, drawn at random with the shuffle seed, as the baseline's frame-level split."""
+        vectors = torch.cat([stack_frames(m, self.n_frames) for m in self._train_set.log_mels])
+        held_out = math.ceil(self.validation_split * len(vectors))
+        order = torch.randperm(len(vectors), generator=torch.Generator().manual_seed(self.shuffle_seed))
+        return vectors[order[held_out:].sort().values], vectors[order[:held_out].sort().values]
+
     def train_dataloader(self) -> DataLoader:
         if self.input == "frames":
-            vectors = torch.cat([stack_frames(m, self.n_frames) for m in self._train_set.log_mels])
+            vectors, _ = self._frame_vectors()
             sampler = EpochSeededSampler(len(vectors), self.shuffle_seed)
             return DataLoader(TensorDataset(vectors), batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers)
         return self._clip_loader(self._train_set, shuffle=True)
+
+    def _validation_dataloader(self) -> DataLoader:
+        _, vectors = self._frame_vectors()
+        return DataLoader(TensorDataset(vectors), batch_size=self.batch_size, num_workers=self.num_workers)
 
     def train_clip_dataloader(self) -> DataLoader:
         return self._clip_loader(self._train_set, shuffle=False)

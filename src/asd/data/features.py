@@ -32,9 +32,11 @@ class FeatureConfig:
 
 
 class LogMel(torch.nn.Module):
-    """Waveforms (..., time) -> log-mel (..., n_mels, frames), as ``20/power * log10(mel + eps)``.
+    """Waveforms (..., time) -> log-mel (..., n_mels, frames), as ``20/power * log10(max(mel, eps))``.
 
-    torchaudio's STFT and Slaney mel filterbank; the power spectrum is taken as re² + im² of the
+    The DCASE baselines' librosa log-mel with torchaudio: centred frames with zero padding at the
+    clip's ends (librosa's ``pad_mode="constant"``; torchaudio's default reflects, which changes
+    the first and last frames), Slaney mel filterbank; the power spectrum is taken as re² + im² of the
     complex STFT, which costs a third of ``abs().pow(2)`` (the square root of ``abs`` was the
     largest single cost of feature extraction, see experiments/benchmarks.md).
     """
@@ -42,7 +44,9 @@ class LogMel(torch.nn.Module):
     def __init__(self, config: FeatureConfig = FeatureConfig()):
         super().__init__()
         self.config = config
-        self.stft = torchaudio.transforms.Spectrogram(n_fft=config.n_fft, hop_length=config.hop_length, power=None)
+        self.stft = torchaudio.transforms.Spectrogram(
+            n_fft=config.n_fft, hop_length=config.hop_length, power=None, pad_mode="constant"
+        )
         self.mel_scale = torchaudio.transforms.MelScale(
             n_mels=config.n_mels,
             sample_rate=config.sample_rate,
@@ -59,7 +63,7 @@ class LogMel(torch.nn.Module):
         if self.config.power != 2.0:
             energy = energy.pow(self.config.power / 2.0)
         mel = self.mel_scale(energy)
-        return 20.0 / self.config.power * torch.log10(mel + torch.finfo(torch.float64).eps)
+        return 20.0 / self.config.power * torch.log10(mel.clamp(min=torch.finfo(torch.float64).eps))
 
 
 def stack_frames(log_mel: torch.Tensor, n_frames: int) -> torch.Tensor:

@@ -24,6 +24,8 @@ class AutoEncoderModule(AnomalyDetectionModule):
         hidden_dim: int = 128,
         n_hidden: int = 4,
         bottleneck_dim: int = 8,
+        batch_norm_momentum: float = 0.01,
+        batch_norm_eps: float = 1e-3,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         decision_percentile: float = 0.9,
@@ -31,17 +33,26 @@ class AutoEncoderModule(AnomalyDetectionModule):
         super().__init__(backend=backend, decision_percentile=decision_percentile)
         self.save_hyperparameters(ignore=["backend"])
         self.n_frames = n_frames
-        self.autoencoder = DenseAutoEncoder(n_mels * n_frames, hidden_dim, n_hidden, bottleneck_dim)
+        self.min_frames = n_frames
+        self.autoencoder = DenseAutoEncoder(
+            n_mels * n_frames, hidden_dim, n_hidden, bottleneck_dim, batch_norm_momentum, batch_norm_eps
+        )
         self.loss = nn.MSELoss()
 
     def forward(self, vectors: torch.Tensor) -> torch.Tensor:
         return self.autoencoder(vectors)
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor | None:
         (vectors,) = batch
+        if len(vectors) < 2:
+            return None  # batch norm cannot train on one vector; the baseline skips such a batch too
         loss = self.loss(self(vectors), vectors)
         self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True)
         return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        (vectors,) = batch
+        self.log("val/loss", self.loss(self(vectors), vectors), on_step=False, on_epoch=True)
 
     def representations(self, batch: dict) -> list[torch.Tensor]:
         # Clip by clip, so that a clip's errors do not depend on the batch it came in.
