@@ -154,3 +154,96 @@ def test_ddp_on_two_cpu_processes_gathers_every_test_score(tmp_path, synthetic_r
     merged = submitted.merge(predicted, on="name")
     assert len(merged) == 100
     np.testing.assert_allclose(merged["anomaly_score"], merged["score"], rtol=1e-6, atol=1e-9)
+
+
+def test_a_too_short_file_is_an_error_row_and_the_batch_is_kept(ae_run, synthetic_root, tmp_path):
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    good = next((synthetic_root / "dev_data" / "raw" / "ToyRotor" / "test").glob("*.wav"))
+    shutil.copy(good, folder / "good.wav")
+    sf.write(folder / "blip.wav", np.zeros(1600, dtype=np.float32), 16000)  # 0.1 s: 4 frames, the AE needs 5
+    out = tmp_path / "scores.csv"
+    assert predict_cli([str(ae_run), str(folder), "--out", str(out)]) == 1
+    rows = {Path(r["file"]).name: r for r in csv.DictReader(open(out))}
+    assert rows["good.wav"]["error"] == "" and float(rows["good.wav"]["anomaly_score"]) > 0
+    assert "blip.wav: 0.100 s of audio, shorter than the 0.128 s this system needs" in rows["blip.wav"]["error"]
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--hop", "-1", "--window", "2"], "--hop must be a positive number of seconds, got -1.0"),
+        (["--window", "-1"], "--window must be a positive number of seconds, got -1.0"),
+        (["--window", "0"], "--window must be a positive number of seconds, got 0.0"),
+        (["--window", "nan"], "--window must be a positive number of seconds, got nan"),
+        (["--window", "0.05"], "--window 0.05 s is shorter than the 0.128 s this system needs"),
+        (["--hop", "1"], "--hop needs --window"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_scoring(arguments, message, ae_run, synthetic_root, tmp_path, capsys):
+    out = tmp_path / "scores.csv"
+    test_dir = synthetic_root / "dev_data" / "raw" / "ToyRotor" / "test"
+    assert predict_cli([str(ae_run), str(test_dir), "--out", str(out), *arguments]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_an_output_directory_is_refused_before_any_scoring(ae_run, synthetic_root, tmp_path, capsys, monkeypatch):
+    import asd.predict
+
+    scored = []
+    monkeypatch.setattr(asd.predict, "score_files", lambda *a, **k: scored.append(a) or [])
+    test_dir = synthetic_root / "dev_data" / "raw" / "ToyRotor" / "test"
+    assert predict_cli([str(ae_run), str(test_dir), "--out", str(tmp_path)]) == 2
+    assert f"--out {tmp_path} is a directory" in capsys.readouterr().err
+    assert scored == []
+
+
+class _Planted:
+    """Unpickling this object would create a folder: proof that loading ran code."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.mkdir, (str(self.marker),))
+
+
+def test_a_system_file_carrying_code_is_refused_without_running_it(tmp_path):
+    import torch
+
+    marker = tmp_path / "ran"
+    (tmp_path / "systems").mkdir()
+    torch.save({"format": 2, "module": _Planted(marker)}, tmp_path / "systems" / "fan.pt")
+    with pytest.raises(RunDirectoryError, match="not a plain-data system file"):
+        load_systems(tmp_path)
+    assert not marker.exists()
+
+
+def test_a_system_config_naming_foreign_code_is_refused(ae_run, tmp_path):
+    import torch
+
+    saved = torch.load(next((ae_run / "systems").glob("*.pt")), weights_only=True)
+    saved["backend_config"] = "_target_: os.system\n_args_: ['touch pwned']\n"
+    (tmp_path / "systems").mkdir()
+    torch.save(saved, tmp_path / "systems" / "ToyRotor.pt")
+    with pytest.raises(RunDirectoryError, match="refused: its config names 'os.system'"):
+        load_systems(tmp_path)
+
+
+FIXTURE = Path(__file__).parent / "fixtures" / "system_format2"
+
+
+def test_a_system_saved_by_an_earlier_version_still_loads_and_scores_the_same(synthetic_root):
+    # tests/fixtures/system_format2: a small AE + selective Mahalanobis system written by the code of
+    # 2026-11-26 (format 2) with the scores it gave; it must keep loading and scoring alike.
+    (system,) = load_systems(FIXTURE).values()
+    from asd.predict import score_files
+
+    expected = pd.read_csv(FIXTURE / "expected_scores.csv")
+    files = [synthetic_root / "dev_data" / "raw" / "ToyRotor" / "test" / name for name in expected["name"]]
+    rows = score_files(system, "ToyRotor/section_00", files)
+    np.testing.assert_allclose([r["anomaly_score"] for r in rows], expected["anomaly_score"], rtol=1e-6)
+    assert [r["decision"] for r in rows] == list(expected["decision"])

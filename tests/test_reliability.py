@@ -83,3 +83,34 @@ def test_two_runs_started_together_never_share_a_run_directory(tmp_path, synthet
     assert len(directories) == 2
     trained = {pd.read_csv(d / "summary.csv")["machine"][0] for d in directories}
     assert trained == {"ToyRotor", "ToyHum"}  # each kept its own results
+
+
+TINY_MFN = ["model.width=8", "model.channels=16", "model.final_channels=32", "model.embedding_dim=16"]
+DECISION_CASES = {
+    "ae+mse": ["model=ae", "backend=mse", "trainer.max_epochs=20"],
+    "ae+selective_mahalanobis": ["model=ae", "backend=selective_mahalanobis", "trainer.max_epochs=20"],
+    "ae+mahalanobis": ["model=ae", "backend=mahalanobis", "trainer.max_epochs=20"],
+    "mfn+knn": ["model=mfn_arcface", "backend=knn", "trainer.max_epochs=4", *TINY_MFN],
+    "mfn+mahalanobis": ["model=mfn_arcface", "backend=mahalanobis", "trainer.max_epochs=4", *TINY_MFN],
+    "pretrained+knn": ["model=pretrained", "encoder=hf", "backend=knn"],
+}
+
+
+@pytest.mark.parametrize("case", DECISION_CASES)
+def test_decisions_use_thresholds_fitted_out_of_sample(case, make_cfg, tmp_path):
+    from asd.train import train
+
+    overrides = list(DECISION_CASES[case])
+    if case.startswith("pretrained"):
+        from test_model_zoo import _tiny_wav2vec2
+
+        _tiny_wav2vec2(tmp_path / "w2v")
+        overrides.append(f"encoder.path={tmp_path / 'w2v'}")
+    _, objects = train(make_cfg("machine=ToyRotor", "callbacks.epoch_evaluation=null", *overrides))
+    (section,) = objects["sections"]
+    normal_source = (section.labels == 0) & (section.domains == 0)
+    false_alarms = section.decisions[normal_source].mean()
+    # thresholds are the 90th percentile of normal training scores: about 10 % false alarms, not 100 %
+    assert 0.02 <= false_alarms <= 0.40, f"{case}: {false_alarms:.0%} of normal source clips decided anomalous"
+    assert section.decisions[section.labels == 1].mean() > section.decisions[section.labels == 0].mean()
+

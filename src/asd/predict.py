@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -23,7 +24,7 @@ from tqdm import tqdm
 
 from asd.data.audio import AudioError, load_audio
 from asd.data.features import LogMel
-from asd.data.index import AUDIO_SUFFIXES
+from asd.data.filenames import AUDIO_SUFFIXES
 from asd.system import RunDirectoryError, System, load_systems
 
 COLUMNS = ["file", "start_s", "end_s", "section", "anomaly_score", "decision", "error"]
@@ -60,11 +61,33 @@ def windows(waveform: torch.Tensor, rate: int, window_s: float | None, hop_s: fl
     return [(start, start + size) for start in starts]
 
 
+def minimum_duration_s(system: System) -> float:
+    """The shortest audio the system can score: its frontend's ``min_frames`` log-mel frames."""
+    features = system.feature_config
+    return (system.module.min_frames - 1) * features.hop_length / features.sample_rate
+
+
+def check_arguments(args: argparse.Namespace, system: System) -> None:
+    """Every argument checked before any audio is read, so a mistake costs no scoring time."""
+    for name in ("window", "hop"):
+        value = getattr(args, name)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ValueError(f"--{name} must be a positive number of seconds, got {value}")
+    if args.hop is not None and args.window is None:
+        raise ValueError("--hop needs --window")
+    shortest = minimum_duration_s(system)
+    if args.window is not None and args.window < shortest:
+        raise ValueError(f"--window {args.window} s is shorter than the {shortest:.3f} s this system needs to score")
+    if args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a directory; give a CSV file name")
+
+
 @torch.no_grad()
 def score_files(system: System, section: str, files: list[Path], window_s=None, hop_s=None, progress=False) -> list[dict]:
     module, rate = system.module, system.feature_config.sample_rate
     audio_config = replace(system.audio_config, resample=True)  # new recordings come at any rate
     log_mel = LogMel(system.feature_config)
+    shortest = minimum_duration_s(system)
     rows = []
     for path in tqdm(files, disable=not progress, unit="file"):
         try:
@@ -72,21 +95,31 @@ def score_files(system: System, section: str, files: list[Path], window_s=None, 
         except AudioError as err:
             rows.append({"file": str(path), "section": section, "error": str(err)})
             continue
-        for start, end in windows(waveform, rate, window_s, hop_s):
-            piece = waveform[start:end]
-            batch = {"features": [log_mel(piece)], "waveform": [piece], "section": [section], "domain": ["unknown"]}
-            scores, decisions = module.score_batch(batch)
-            rows.append(
-                {
-                    "file": str(path),
-                    "start_s": start / rate,
-                    "end_s": end / rate,
-                    "section": section,
-                    "anomaly_score": float(scores[0]),
-                    "decision": decisions[0],
-                    "error": "",
-                }
-            )
+        if waveform.numel() / rate < shortest:
+            error = f"{path}: {waveform.numel() / rate:.3f} s of audio, shorter than the {shortest:.3f} s this system needs"
+            rows.append({"file": str(path), "section": section, "error": error})
+            continue
+        try:
+            file_rows = []
+            for start, end in windows(waveform, rate, window_s, hop_s):
+                piece = waveform[start:end]
+                batch = {"features": [log_mel(piece)], "waveform": [piece], "section": [section], "domain": ["unknown"]}
+                scores, decisions = module.score_batch(batch)
+                file_rows.append(
+                    {
+                        "file": str(path),
+                        "start_s": start / rate,
+                        "end_s": end / rate,
+                        "section": section,
+                        "anomaly_score": float(scores[0]),
+                        "decision": decisions[0],
+                        "error": "",
+                    }
+                )
+        except Exception as err:  # one file the model cannot take must not cost the others' scores
+            rows.append({"file": str(path), "section": section, "error": f"{path}: scoring failed ({type(err).__name__}: {err})"})
+            continue
+        rows += file_rows
     return rows
 
 
@@ -103,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         system, section = choose_system(load_systems(args.run_dir), args.section)
     except RunDirectoryError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        check_arguments(args, system)
+    except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     files = collect_inputs(args.inputs)

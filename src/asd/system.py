@@ -1,23 +1,37 @@
 """A trained system saved with its run: everything needed to score new audio without the data.
 
-``<run_dir>/systems/<machines>.pt`` holds the whole LightningModule (frontend weights, the
-fitted back-end state — kNN banks, covariances, k-means centres —, the per-section decision
-thresholds, the class vocabulary), the feature and audio settings, and a format number.
-The resolved Hydra config sits beside it in ``<run_dir>/.hydra/``.
+``<run_dir>/systems/<machines>.pt`` is plain data that ``torch.load(weights_only=True)`` reads —
+tensors, numbers, strings, lists and dicts, never pickled code: loading a system file from
+someone else cannot run anything, and a system keeps loading when a class changes. It holds
+
+* ``format`` (:data:`SYSTEM_FORMAT`), ``model_config`` and ``backend_config`` (the resolved Hydra
+  configs, as YAML), from which the module is rebuilt;
+* ``state_dict``: the module's weights, less the frozen pretrained encoder's, which are rebuilt
+  from ``encoder.path`` and checked against ``base_fingerprint`` (a SHA-256 of their values);
+* ``class_names``, ``backend_states`` (kNN banks, covariances, … as tensors), ``decision_thresholds``;
+* ``feature_config`` and ``audio_config``.
+
+A config may only name classes of this package (``asd.…``) as targets: the file decides which
+of our classes is built, never which code runs.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import hydra
+import numpy as np
 import torch
+import yaml
+from omegaconf import DictConfig, OmegaConf
 
 from asd.data.audio import AudioConfig
 from asd.data.features import FeatureConfig
 from asd.models.base import AnomalyDetectionModule
 
-SYSTEM_FORMAT = 1
+SYSTEM_FORMAT = 2
 
 
 class RunDirectoryError(ValueError):
@@ -35,22 +49,109 @@ class System:
         return sorted(self.module.decision_thresholds)
 
 
-def save_system(path: Path, module: AnomalyDetectionModule, datamodule) -> None:
+def to_plain(value, where: str = "backend state"):
+    """numpy arrays -> tensors (dtype kept), numpy scalars -> Python numbers, containers recursively."""
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {key: to_plain(item, f"{where}[{key!r}]") for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_plain(item, f"{where}[{i}]") for i, item in enumerate(value))
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return value
+    raise TypeError(f"{where}: a {type(value).__name__} cannot be saved as plain data")
+
+
+def from_plain(value):
+    """The inverse of :func:`to_plain`: tensors back to numpy arrays."""
+    if isinstance(value, torch.Tensor):
+        return value.numpy()
+    if isinstance(value, dict):
+        return {key: from_plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(from_plain(item) for item in value)
+    return value
+
+
+def weights_fingerprint(state_dict: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for key in sorted(state_dict):
+        tensor = state_dict[key].detach().cpu().contiguous()
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _split_base_weights(module: AnomalyDetectionModule) -> tuple[dict, dict]:
+    """(saved weights, frozen base weights rebuilt from the encoder's own file)."""
+    prefix = module.base_weights_prefix
+    state = module.state_dict()
+    if prefix is None:
+        return state, {}
+    return {k: v for k, v in state.items() if not k.startswith(prefix)}, {k: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def save_system(path: Path, module: AnomalyDetectionModule, datamodule, cfg: DictConfig) -> None:
+    saved_weights, base_weights = _split_base_weights(module)
+    payload = {
+        "format": SYSTEM_FORMAT,
+        "model_config": OmegaConf.to_yaml(cfg.model, resolve=True),
+        "backend_config": OmegaConf.to_yaml(cfg.backend, resolve=True),
+        "state_dict": saved_weights,
+        "base_fingerprint": weights_fingerprint(base_weights) if base_weights else None,
+        "class_names": list(getattr(module, "class_names", [])),
+        "backend_states": to_plain(module.backend.states),
+        "decision_thresholds": {section: float(t) for section, t in module.decision_thresholds.items()},
+        "feature_config": asdict(datamodule.feature_config),
+        "audio_config": asdict(datamodule.audio_config),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
-    trainer = module._trainer
-    module._trainer = None  # the trainer holds loggers and loaders, none of which scoring needs
+    temporary = path.with_name(f".{path.name}.tmp")
+    torch.save(payload, temporary)
+    temporary.replace(path)  # a killed run never leaves a half-written system behind
+
+
+def _only_our_targets(config, file: Path, where: str = "") -> None:
+    if isinstance(config, dict):
+        target = config.get("_target_")
+        if target is not None and not (isinstance(target, str) and target.startswith("asd.")):
+            raise RunDirectoryError(f"{file}: refused: its config names {target!r} at {where or 'the top'}; systems may only build asd classes")
+        for key, item in config.items():
+            _only_our_targets(item, file, f"{where}.{key}" if where else str(key))
+    elif isinstance(config, list):
+        for i, item in enumerate(config):
+            _only_our_targets(item, file, f"{where}[{i}]")
+
+
+def load_system(file: Path) -> System:
     try:
-        torch.save(
-            {
-                "format": SYSTEM_FORMAT,
-                "module": module,
-                "feature_config": asdict(datamodule.feature_config),
-                "audio_config": asdict(datamodule.audio_config),
-            },
-            path,
+        saved = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as err:  # a foreign, damaged or code-carrying file raises many types
+        raise RunDirectoryError(
+            f"{file}: cannot be loaded by this version of asd: not a plain-data system file "
+            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+        ) from err
+    if not isinstance(saved, dict) or saved.get("format") != SYSTEM_FORMAT:
+        found = saved.get("format") if isinstance(saved, dict) else type(saved).__name__
+        raise RunDirectoryError(f"{file}: system format {found!r}, this version of asd reads format {SYSTEM_FORMAT}")
+    model_config, backend_config = yaml.safe_load(saved["model_config"]), yaml.safe_load(saved["backend_config"])
+    _only_our_targets(model_config, file)
+    _only_our_targets(backend_config, file)
+    backend = hydra.utils.instantiate(backend_config)
+    extra = {"class_names": saved["class_names"]} if saved["class_names"] else {}
+    module: AnomalyDetectionModule = hydra.utils.instantiate(model_config, backend=backend, **extra)
+    _, base_weights = _split_base_weights(module)
+    if base_weights and weights_fingerprint(base_weights) != saved["base_fingerprint"]:
+        raise RunDirectoryError(
+            f"{file}: the pretrained encoder at {model_config.get('encoder', {}).get('path')} is not the one "
+            "this system was trained with (its weights differ); point encoder.path at the original file"
         )
-    finally:
-        module._trainer = trainer
+    module.load_state_dict({**base_weights, **saved["state_dict"]})
+    backend.states = from_plain(saved["backend_states"])
+    module.decision_thresholds = dict(saved["decision_thresholds"])
+    return System(module.eval(), FeatureConfig(**saved["feature_config"]), AudioConfig(**saved["audio_config"]))
 
 
 def load_systems(run_dir: str | Path) -> dict[str, System]:
@@ -62,15 +163,4 @@ def load_systems(run_dir: str | Path) -> dict[str, System]:
             f"{folder}: no saved systems; a run saves them when it finishes testing "
             "(an unfinished run can be resumed, see README 'Resume a killed run')"
         )
-    systems = {}
-    for file in files:
-        try:
-            saved = torch.load(file, map_location="cpu", weights_only=False)
-        except Exception as err:  # unpickling a foreign or damaged file raises many types
-            raise RunDirectoryError(f"{file}: cannot be loaded by this version of asd ({type(err).__name__}: {err})") from err
-        if not isinstance(saved, dict) or saved.get("format") != SYSTEM_FORMAT:
-            found = saved.get("format") if isinstance(saved, dict) else type(saved).__name__
-            raise RunDirectoryError(f"{file}: system format {found!r}, this version of asd reads format {SYSTEM_FORMAT}")
-        module = saved["module"].eval()
-        systems[file.stem] = System(module, FeatureConfig(**saved["feature_config"]), AudioConfig(**saved["audio_config"]))
-    return systems
+    return {file.stem: load_system(file) for file in files}

@@ -60,7 +60,7 @@ def fit_and_test(cfg: DictConfig, machines: list[str], output_dir: Path) -> Offi
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg, loggers, output_dir))
     trainer.test(model, datamodule=datamodule, verbose=False)
     if trainer.is_global_zero:
-        save_system(output_dir / "systems" / f"{name}.pt", model, datamodule)
+        save_system(output_dir / "systems" / f"{name}.pt", model, datamodule, cfg)
     return evaluation
 
 

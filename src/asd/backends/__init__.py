@@ -5,11 +5,11 @@ one embedding row); a back-end is fitted on the normal training clips, one state
 section, and scores test clips. Any frontend can meet any back-end.
 """
 
-from asd.backends.base import ScoringBackend
+from asd.backends.base import ScoringBackend, cross_fitted_scores
 from asd.backends.classifier import ClassifierScoreBackend
 from asd.backends.knn import KNNBackend
 from asd.backends.mahalanobis import MahalanobisBackend
 from asd.backends.mse import MSEBackend
 from asd.backends.selective_mahalanobis import SelectiveMahalanobisBackend
 
-__all__ = ["ScoringBackend", "MSEBackend", "SelectiveMahalanobisBackend", "MahalanobisBackend", "KNNBackend", "ClassifierScoreBackend"]
+__all__ = ["ScoringBackend", "cross_fitted_scores", "MSEBackend", "SelectiveMahalanobisBackend", "MahalanobisBackend", "KNNBackend", "ClassifierScoreBackend"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from typing import Hashable, Sequence
@@ -56,3 +57,39 @@ class ScoringBackend(ABC):
     @abstractmethod
     def score_clip(self, rows: np.ndarray, state: object) -> float:
         """Anomaly score of one clip's rows."""
+
+
+def cross_fitted_scores(
+    backend: ScoringBackend,
+    representations: Sequence[np.ndarray],
+    domains: Sequence[str],
+    sections: Sequence[Hashable],
+    folds: int = 5,
+) -> np.ndarray:
+    """Each clip's score from a copy of ``backend`` fitted without it: out-of-sample training scores.
+
+    Clips are dealt to ``folds`` folds in order (clip i to fold i mod folds, per section, so the few
+    target clips spread over all folds); each fold is scored by the back-end fitted on the others.
+    Decision thresholds fitted on these scores mean what they say on new clips, where in-sample
+    scores of a memory bank are zero. A back-end that learns nothing scores every clip as it is.
+    """
+    if not backend.needs_fit:
+        return backend.score(representations, sections)
+    fold_of = np.empty(len(representations), dtype=int)
+    seen: dict[Hashable, int] = defaultdict(int)
+    for i, section in enumerate(sections):
+        fold_of[i] = seen[section] % folds
+        seen[section] += 1
+    too_small = sorted(str(s) for s, n in seen.items() if n < 2)
+    if too_small:
+        raise ValueError(f"out-of-sample training scores need at least 2 training clips per section; {too_small} have 1")
+    scores = np.empty(len(representations))
+    for fold in range(folds):
+        held_out = np.flatnonzero(fold_of == fold)
+        if not len(held_out):
+            continue
+        kept = np.flatnonzero(fold_of != fold)
+        fold_backend = copy.copy(backend)  # same settings; fit() gives it states of its own
+        fold_backend.fit([representations[i] for i in kept], [domains[i] for i in kept], [sections[i] for i in kept])
+        scores[held_out] = fold_backend.score([representations[i] for i in held_out], [sections[i] for i in held_out])
+    return scores

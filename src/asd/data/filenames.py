@@ -22,6 +22,8 @@ from pathlib import Path
 
 UNKNOWN = "unknown"
 HIDDEN_ATTRIBUTES = "noAttribute"
+#: The audio files every tool reads (the index, asd.predict, the attribute and EDA tools).
+AUDIO_SUFFIXES = (".wav", ".flac")
 
 
 class FileNameError(ValueError):

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from asd.data.filenames import UNKNOWN, ClipInfo, FileNameError, parse_file_name
+from asd.data.filenames import AUDIO_SUFFIXES, UNKNOWN, ClipInfo, FileNameError, parse_file_name
 from asd.data.ground_truth import (
     GroundTruthError,
     ground_truth_path,
@@ -69,11 +69,10 @@ def _resolve_hidden(info: ClipInfo, original: str, source: Path) -> ClipInfo:
     )
 
 
-AUDIO_SUFFIXES = (".wav", ".flac")
-
-
 def audio_files(split_dir: Path) -> list[Path]:
-    """The audio files of one split folder in the order the index lists them (by name)."""
+    """The audio files of one split folder in the order the index lists them (by name); none where it is missing."""
+    if not split_dir.is_dir():
+        return []
     return sorted(p for p in split_dir.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
 
 

@@ -9,10 +9,32 @@ import lightning as L
 import numpy as np
 import torch
 
-from asd.backends import ScoringBackend
+from asd.backends import ScoringBackend, cross_fitted_scores
 from asd.evaluation.threshold import fit_gamma_threshold
 
 log = logging.getLogger(__name__)
+
+
+def decision_thresholds(scores: np.ndarray, domains: list[str], sections: list[str], percentile: float) -> dict[str, float]:
+    """Per section, the gamma-fitted ``percentile`` quantile of its source-domain training clips'
+    scores (all its clips where the domain is unknown, as in DCASE 2020).
+
+    ``scores`` must be out-of-sample (:func:`asd.backends.cross_fitted_scores`): a memory bank
+    scoring its own members finds each at distance zero, and a threshold fitted on that decides
+    every test clip anomalous. Source clips only, because one threshold cannot serve two domains
+    whose scores lie on different scales (under selective Mahalanobis the target clips score ten
+    times higher): pooled, the ten per cent target clips sit exactly at the 90th percentile and no
+    source normal is ever flagged. Evaluation data hides the domain, so the threshold cannot
+    depend on it; the back-ends' domain handling is what brings target clips to the same scale.
+    """
+    sections_array, domains_array = np.asarray(sections), np.asarray(domains)
+    thresholds = {}
+    for section in np.unique(sections_array):
+        chosen = sections_array == section
+        if (chosen & (domains_array == "source")).any():
+            chosen &= domains_array == "source"
+        thresholds[str(section)] = fit_gamma_threshold(scores[chosen], percentile)
+    return thresholds
 
 
 class AnomalyDetectionModule(L.LightningModule):
@@ -23,11 +45,16 @@ class AnomalyDetectionModule(L.LightningModule):
 
     Before the first test batch, one pass over the datamodule's normal training clips gives
     their representations; the back-end is fitted on them, and each section's decision
-    threshold is the gamma-fitted ``decision_percentile`` quantile of the training scores.
+    threshold is fitted on the training clips' out-of-sample scores (:func:`decision_thresholds`).
     """
 
     data_input = "clips"
     trainable = True
+    #: Weights (state-dict prefix) that come from a pretrained file rather than training: a saved
+    #: system keeps their fingerprint, not their values (asd.system).
+    base_weights_prefix: str | None = None
+    #: The fewest log-mel frames a clip needs to be scored (asd.predict refuses shorter audio).
+    min_frames: int = 1
 
     def __init__(self, backend: ScoringBackend, decision_percentile: float = 0.9):
         super().__init__()
@@ -53,12 +80,8 @@ class AnomalyDetectionModule(L.LightningModule):
             domains += list(batch["domain"])
             sections += batch["section"]
         self.backend.fit(reps, domains, sections)
-        train_scores = self.backend.score(reps, sections)
-        sections_array = np.asarray(sections)
-        self.decision_thresholds = {
-            str(s): fit_gamma_threshold(train_scores[sections_array == s], self.decision_percentile)
-            for s in np.unique(sections_array)
-        }
+        train_scores = cross_fitted_scores(self.backend, reps, domains, sections)
+        self.decision_thresholds = decision_thresholds(train_scores, domains, sections, self.decision_percentile)
         self.train(was_training)
         log.info("back-end %s fitted on %d training clips", type(self.backend).__name__, len(reps))
 

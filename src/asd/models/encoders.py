@@ -56,25 +56,6 @@ class HuggingFaceEncoder(nn.Module):
         self.layer = layer
         self.sample_rate = int(getattr(self.feature_extractor, "sampling_rate", 16000) or 16000)
 
-    # Saved systems pickle the whole model; transformers modules with parametrized (weight-norm)
-    # layers cannot be pickled, so the model travels as its config and weights and is rebuilt
-    # from them: a saved system needs neither the original directory nor a download.
-    def __getstate__(self) -> dict:
-        state = {k: v for k, v in self.__dict__.items() if k != "_modules"}
-        state["_modules"] = {k: v for k, v in self._modules.items() if k != "model"}
-        state["model_config"] = self.model.config.to_dict()
-        state["model_weights"] = self.model.state_dict()
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        from transformers import AutoConfig, AutoModel
-
-        config_dict, weights = state.pop("model_config"), state.pop("model_weights")
-        self.__dict__.update(state)
-        config = AutoConfig.for_model(**config_dict)
-        self.model = AutoModel.from_config(config).eval()
-        self.model.load_state_dict(weights)
-
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         if self.feature_extractor is not None:
             inputs = self.feature_extractor(waveform.cpu().numpy(), sampling_rate=self.sample_rate, return_tensors="pt")

@@ -19,6 +19,7 @@ from asd.models.base import AnomalyDetectionModule
 class PretrainedEmbeddingModule(AnomalyDetectionModule):
     trainable = False
     data_input = "waveforms"
+    base_weights_prefix = "encoder."
 
     def __init__(
         self,
