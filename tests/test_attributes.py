@@ -73,7 +73,9 @@ def test_cli_check_and_rebuild(tmp_path, capsys):
     machine = _machine_dir(tmp_path)
     (machine / "attributes_00.csv").write_text(MALFORMED)
     assert attributes_cli(["check", str(machine)]) == 1
-    assert "2 problems" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "3 rows readable, 3 problems" in out  # two malformed rows, one test file without a row
+    assert "section_00_source_test_anomaly_0000_m-n_W_vel_1.wav: audio file without a row" in out
     assert attributes_cli(["rebuild", str(machine), "--dry-run"]) == 0
     assert (machine / "attributes_00.csv").read_text() == MALFORMED
     assert attributes_cli(["rebuild", str(machine)]) == 0
@@ -81,4 +83,51 @@ def test_cli_check_and_rebuild(tmp_path, capsys):
     shutil.rmtree(machine / "train")
     shutil.rmtree(machine / "test")
     assert attributes_cli(["rebuild", str(machine)]) == 2
-    assert "no .wav files" in capsys.readouterr().err
+    assert "no audio files (.wav, .flac)" in capsys.readouterr().err
+
+
+CLEAN = (
+    "file_name,d1p,d1v,d2p,d2v\n"
+    "fan/train/section_00_source_train_normal_0000_m-n_W_vel_1.wav,m-n,W,vel,1\n"
+    "fan/train/section_00_target_train_normal_0000_m-n_X_vel_2.wav,m-n,X,vel,2\n"
+    "fan/test/section_00_source_test_anomaly_0000_m-n_W_vel_1.wav,m-n,W,vel,1\n"
+)
+
+
+def test_a_byte_order_mark_does_not_hide_the_header(tmp_path, capsys):
+    machine = _machine_dir(tmp_path)
+    (machine / "attributes_00.csv").write_bytes(b"\xef\xbb\xbf" + CLEAN.encode())
+    assert attributes_cli(["check", str(machine)]) == 0
+    assert "3 rows readable, 0 problems" in capsys.readouterr().out
+
+
+def test_a_semicolon_delimited_file_is_read_and_reported(tmp_path, capsys):
+    machine = _machine_dir(tmp_path)
+    (machine / "attributes_00.csv").write_text(CLEAN.replace(",", ";"))
+    assert attributes_cli(["check", str(machine)]) == 1
+    out = capsys.readouterr().out
+    assert "3 rows readable, 1 problems" in out and "separated by ';' (the official files use ',')" in out
+    table = read_attributes_csv(machine / "attributes_00.csv")
+    assert table.rows["section_00_target_train_normal_0000_m-n_X_vel_2.wav"] == (("m-n", "X"), ("vel", "2"))
+
+
+def test_name_only_rows_and_audio_files_without_a_row_are_reported(tmp_path, capsys):
+    machine = _machine_dir(tmp_path)
+    lines = CLEAN.splitlines()
+    # the test file has a name only; the target training file has no row at all
+    (machine / "attributes_00.csv").write_text("\n".join([lines[0], lines[1], lines[3].split(",")[0]]) + "\n")
+    assert attributes_cli(["check", str(machine)]) == 1
+    out = capsys.readouterr().out
+    assert "section_00_source_test_anomaly_0000_m-n_W_vel_1.wav has a file name only, no attribute cells" in out
+    assert "section_00_target_train_normal_0000_m-n_X_vel_2.wav: audio file without a row in attributes_00.csv" in out
+
+
+def test_flac_files_are_listed_and_rebuilt(tmp_path, capsys):
+    machine = _machine_dir(tmp_path)
+    sf.write(machine / "train" / "section_00_source_train_normal_0001_m-n_W_vel_1.flac", np.zeros(1600, dtype=np.float32), 16000)
+    (machine / "attributes_00.csv").write_text(CLEAN + "fan/train/section_00_source_train_normal_0001_m-n_W_vel_1.flac,m-n,W,vel,1\n")
+    assert attributes_cli(["check", str(machine)]) == 0
+    assert "4 rows readable, 0 problems" in capsys.readouterr().out
+    (machine / "attributes_00.csv").unlink()
+    rebuild_attributes_csv(machine)
+    assert "section_00_source_train_normal_0001_m-n_W_vel_1.flac" in read_attributes_csv(machine / "attributes_00.csv").rows

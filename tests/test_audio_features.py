@@ -23,6 +23,12 @@ def test_reads_mono_float32(tmp_path):
     assert abs(float(waveform.abs().max()) - 0.3) < 1e-3
 
 
+def _truncated(path):
+    """A 1 s 16-bit clip whose last 10,000 bytes were lost (an interrupted copy): the header still says 32,000."""
+    sf.write(path, _tone(), 16000, subtype="PCM_16")
+    path.write_bytes(path.read_bytes()[:-10000])
+
+
 @pytest.mark.parametrize(
     "write, config, message",
     [
@@ -32,8 +38,9 @@ def test_reads_mono_float32(tmp_path):
         (lambda p: sf.write(p, _tone(channels=2), 16000), AudioConfig(), "2 channels, expected mono"),
         (lambda p: sf.write(p, _tone(channels=2), 16000), AudioConfig(channel=3), "no channel 3"),
         (lambda p: sf.write(p, _tone(rate=44100), 44100), AudioConfig(), "sample rate 44100 Hz, expected 16000"),
+        (_truncated, AudioConfig(), "truncated: its header declares 32000 bytes of audio, the file holds 22000"),
     ],
-    ids=["corrupt", "empty", "short", "stereo", "bad-channel", "wrong-rate"],
+    ids=["corrupt", "empty", "short", "stereo", "bad-channel", "wrong-rate", "truncated"],
 )
 def test_bad_audio_is_a_clear_error_naming_the_file(tmp_path, write, config, message):
     path = tmp_path / "section_00_source_train_normal_0000_a_1.wav"
@@ -145,3 +152,38 @@ def test_cache_writes_are_atomic(tmp_path, monkeypatch):
     assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []  # no entry, no temp file left
     cache.store(keys, [np.ones((2, 2))])
     assert np.array_equal(cache.load(keys)[0], np.ones((2, 2)))
+
+
+def test_a_temporary_file_left_by_a_killed_extraction_is_cleaned_up(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from asd.data.features import FeatureCache
+
+    cache_dir = tmp_path / "cache"
+    # a real process killed while writing a cache entry: no exception handler runs, its .tmp stays
+    writer = subprocess.Popen([sys.executable, "-c", f"""
+import time
+from pathlib import Path
+from asd.data.features import _write_atomically
+def slow(file):
+    file.write(b"partial"); file.flush(); print("writing", flush=True); time.sleep(60)
+_write_atomically(Path({str(cache_dir / "ab" / "entry.npy")!r}), slow)
+"""], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert writer.stdout.readline().strip() == "writing"
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    (orphan,) = (cache_dir / "ab").glob("*.tmp")
+    live = cache_dir / "ab" / f"tmpLIVE.{os.getpid()}.tmp"  # a write in progress in a live process
+    live.write_bytes(b"in progress")
+    FeatureCache(cache_dir, FeatureConfig(), AudioConfig())
+    assert orphan.exists()  # too fresh to judge: another machine may still be writing it
+    hour_ago = time.time() - 3600
+    for path in (orphan, live):
+        os.utime(path, (hour_ago, hour_ago))
+    FeatureCache(cache_dir, FeatureConfig(), AudioConfig())
+    assert not orphan.exists() and live.exists()
+    assert not (cache_dir / "ab" / "entry.npy").exists()

@@ -146,6 +146,45 @@ def test_submission_errors_name_the_file(tmp_path, capsys):
     assert "no ground_truth_<machine>_section_<XX>_test.csv files" in capsys.readouterr().err
 
 
+def test_decisions_other_than_0_or_1_are_errors(tmp_path):
+    rng = np.random.default_rng(4)
+    sections = [_random_section(rng)]
+    _write_truth(tmp_path / "gt", sections)
+    _write_submission(tmp_path / "sub", sections)
+    decisions = tmp_path / "sub" / "decision_result_fan_section_00_test.csv"
+    lines = decisions.read_text().splitlines()
+    for bad in ("2", "0.5", "-1"):
+        name = lines[0].split(",")[0]
+        decisions.write_text("\n".join([f"{name},{bad}", *lines[1:]]) + "\n")
+        with pytest.raises(SubmissionError, match=f"{decisions}:1: decision '{bad}' for {name}; decisions are 0"):
+            load_submission(tmp_path / "sub", tmp_path / "gt")
+
+
+def test_a_submission_for_a_section_the_ground_truth_lacks_is_reported(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    sections = [_random_section(rng, machine=m) for m in ("fan", "valve")]
+    _write_truth(tmp_path / "gt", sections[:1])
+    _write_submission(tmp_path / "sub", sections)
+    assert evaluate_cli([str(tmp_path / "sub"), "--ground-truth", str(tmp_path / "gt"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "2 submission files for sections the ground truth" in err
+    assert "anomaly_score_valve_section_00_test.csv" in err and "would silently not count" in err
+
+
+def test_mismatch_messages_print_plain_file_names(tmp_path):
+    rng = np.random.default_rng(6)
+    sections = [_random_section(rng)]
+    _write_truth(tmp_path / "gt", sections)
+    _write_submission(tmp_path / "sub", sections)
+    score_file = tmp_path / "sub" / "anomaly_score_fan_section_00_test.csv"
+    lines = score_file.read_text().splitlines()
+    score_file.write_text("\n".join(lines[1:]) + "\n")
+    with pytest.raises(SubmissionError) as raised:
+        load_submission(tmp_path / "sub", tmp_path / "gt")
+    missing = lines[0].split(",")[0]
+    assert f"1 files missing, e.g. {missing};" in str(raised.value) and "np.str_" not in str(raised.value)
+
+
 @pytest.mark.skipif(not CONFORMANCE.is_dir(), reason="../shared/conformance is not beside this checkout")
 def test_conformance_submissions_against_an_independent_computation():
     """Rows in any order, ties, names only matched by file: recomputed here from the raw CSVs."""

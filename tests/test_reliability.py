@@ -114,3 +114,44 @@ def test_decisions_use_thresholds_fitted_out_of_sample(case, make_cfg, tmp_path)
     assert 0.02 <= false_alarms <= 0.40, f"{case}: {false_alarms:.0%} of normal source clips decided anomalous"
     assert section.decisions[section.labels == 1].mean() > section.decisions[section.labels == 0].mean()
 
+
+def test_a_wrong_config_type_is_an_error_naming_the_key_before_any_data_is_read(tmp_path):
+    process = start_train(tmp_path, "trainer.max_epochs=abc")
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 1
+    assert "trainer.max_epochs='abc': expected Optional[int]" in stderr
+    assert not (tmp_path / "data").exists()  # the synthetic data was not even generated
+
+
+@pytest.fixture
+def own_dataset(tmp_path, synthetic_root):
+    import shutil
+
+    root = tmp_path / "dataset"
+    shutil.copytree(synthetic_root, root)
+    return root
+
+
+def test_a_training_clip_too_short_to_stack_is_an_error_naming_it(make_cfg, own_dataset):
+    import numpy as np
+    import soundfile as sf
+
+    from asd.data.index import DatasetError
+    from asd.train import train
+
+    clip = next((own_dataset / "dev_data" / "raw" / "ToyRotor" / "train").glob("*.wav"))
+    sf.write(clip, np.zeros(1600, dtype=np.float32), 16000)  # 0.1 s: 4 frames, the AE stacks 5
+    with pytest.raises(DatasetError, match=f"{clip}: 4 log-mel frames, too short to stack data.n_frames=5"):
+        train(make_cfg("machine=ToyRotor", f"data.root={own_dataset}", "debug=fdr"))
+
+
+def test_a_test_set_without_anomalies_is_refused_before_training(make_cfg, own_dataset):
+    from asd.data.index import DatasetError
+    from asd.train import train
+
+    for clip in (own_dataset / "dev_data" / "raw" / "ToyRotor" / "test").glob("*_anomaly_*.wav"):
+        clip.unlink()
+    cfg = make_cfg("machine=ToyRotor", f"data.root={own_dataset}")
+    with pytest.raises(DatasetError, match="the test clips of ToyRotor/section_00 hold no anomaly clip, so its AUC is undefined"):
+        train(cfg)
+    assert not list(Path(cfg.paths.output_dir).rglob("*.ckpt"))  # no training happened

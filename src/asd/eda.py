@@ -49,7 +49,7 @@ def _machines(args) -> list[str]:
 def _clips(directory: Path, problems: list[str]):
     """(split, path, info) of every parsable audio file; unparsable names go to ``problems``."""
     for split in SPLITS:
-        for path in sorted((directory / split).glob("*.wav")):
+        for path in audio_files(directory / split):
             try:
                 yield split, path, parse_file_name(path, machine=directory.name)
             except FileNameError as err:

@@ -21,6 +21,7 @@ from hydra.types import RunMode
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from asd.config_types import check_config_types
 from asd.evaluation.callback import OfficialEvaluationCallback, section_metric_logs
 from asd.evaluation.metrics import SectionResult, harmonic_mean, official_score, write_clip_scores, write_result_csv
 from asd.system import save_system
@@ -95,6 +96,7 @@ def summary_table(sections: list[SectionResult]) -> pd.DataFrame:
 
 def train(cfg: DictConfig) -> tuple[dict, dict]:
     """Fit and test per the config; return (metrics, objects). Metrics are fractions in [0, 1]."""
+    check_config_types(cfg)
     output_dir = Path(cfg.paths.output_dir)
     sections: list[SectionResult] = []
     for machines in machine_groups(cfg):

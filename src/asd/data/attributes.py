@@ -23,50 +23,70 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asd.data.filenames import FileNameError, format_attributes, parse_file_name
+from asd.data.filenames import AUDIO_SUFFIXES, FileNameError, format_attributes, parse_file_name
+from asd.data.index import audio_files
 
 SPLITS = ("train", "test", "supplemental")
 
 
 @dataclass
 class AttributeTable:
-    """Decoded rows (file name -> ordered pairs, with the path as written) and the problems found."""
+    """Decoded rows (file name -> ordered pairs) and the problems found."""
 
     rows: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
-    written_paths: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
 
 def read_attributes_csv(path: str | Path) -> AttributeTable:
+    """Every decodable row; a UTF-8 byte-order mark is skipped, a ``;``-delimited file is read as
+    such and reported (the official files use ``,``), a row with a file name only is kept and reported."""
     path = Path(path)
     table = AttributeTable()
-    with open(path, newline="", encoding="utf-8", errors="replace") as file:
-        for line_no, row in enumerate(csv.reader(file), start=1):
-            cells = [c.strip() for c in row]
-            while cells and cells[-1] == "":
-                cells.pop()
-            if not cells:
-                continue
-            if line_no == 1 and cells[0] == "file_name":
-                continue
-            name = Path(cells[0]).name
-            values = cells[1:]
-            where = f"{path}:{line_no}"
-            if not name.endswith(".wav"):
-                table.problems.append(f"{where}: first cell {cells[0]!r} is not a .wav file; row skipped")
-                continue
-            if len(values) % 2:
-                table.problems.append(
-                    f"{where}: {len(values)} attribute cells for {name} (not key/value pairs); "
-                    "kept the complete pairs"
-                )
-                values = values[:-1]
-            pairs = tuple((values[i], values[i + 1]) for i in range(0, len(values), 2))
-            if name in table.rows and table.rows[name] != pairs:
-                table.problems.append(f"{where}: {name} listed again with other attributes; kept the first")
-                continue
-            table.rows.setdefault(name, pairs)
-            table.written_paths.setdefault(name, cells[0])
+    # utf-8-sig: spreadsheet programs write a byte-order mark, which would hide the header
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    first_line = text.split("\n", 1)[0]
+    delimiter = ","
+    if ";" in first_line and "," not in first_line:
+        delimiter = ";"
+        table.problems.append(f"{path}: cells are separated by ';' (the official files use ','); read with ';'")
+    for line_no, row in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), start=1):
+        cells = [c.strip() for c in row]
+        while cells and cells[-1] == "":
+            cells.pop()
+        if not cells:
+            continue
+        if line_no == 1 and cells[0] == "file_name":
+            continue
+        name = Path(cells[0]).name
+        values = cells[1:]
+        where = f"{path}:{line_no}"
+        if not name.lower().endswith(AUDIO_SUFFIXES):
+            table.problems.append(f"{where}: first cell {cells[0]!r} is not an audio file ({', '.join(AUDIO_SUFFIXES)}); row skipped")
+            continue
+        if not values:
+            table.problems.append(f"{where}: {name} has a file name only, no attribute cells")
+        if len(values) % 2:
+            table.problems.append(
+                f"{where}: {len(values)} attribute cells for {name} (not key/value pairs); "
+                "kept the complete pairs"
+            )
+            values = values[:-1]
+        pairs = tuple((values[i], values[i + 1]) for i in range(0, len(values), 2))
+        if name in table.rows and table.rows[name] != pairs:
+            table.problems.append(f"{where}: {name} listed again with other attributes; kept the first")
+            continue
+        table.rows.setdefault(name, pairs)
+    return table
+
+
+def check_attributes_csv(machine_directory: str | Path, csv_name: str = "attributes_00.csv") -> AttributeTable:
+    """The CSV's rows and problems, plus every audio file of the machine folder that has no row."""
+    directory = Path(machine_directory)
+    table = read_attributes_csv(directory / csv_name)
+    for split in SPLITS:
+        for path in audio_files(directory / split):
+            if path.name not in table.rows:
+                table.problems.append(f"{path}: audio file without a row in {csv_name}")
     return table
 
 
@@ -75,9 +95,8 @@ def attributes_from_names(machine_directory: str | Path) -> dict[str, tuple[str,
     directory = Path(machine_directory)
     entries = {}
     for split in SPLITS:
-        for wav in sorted((directory / split).glob("*.wav")):
-            info = parse_file_name(wav)
-            entries[wav.name] = (f"{directory.name}/{split}/{wav.name}", info.attributes)
+        for path in audio_files(directory / split):
+            entries[path.name] = (f"{directory.name}/{split}/{path.name}", parse_file_name(path).attributes)
     return entries
 
 
@@ -110,7 +129,7 @@ def rebuild_attributes_csv(
     present = {Path(r).name for r, _ in rows}
     changes += [f"dropped {name}: no such file" for name in original.rows if name not in present]
     if not rows:
-        raise FileNotFoundError(f"{directory}: no .wav files under {'/, '.join(SPLITS)}/")
+        raise FileNotFoundError(f"{directory}: no audio files ({', '.join(AUDIO_SUFFIXES)}) under {'/, '.join(SPLITS)}/")
     if not dry_run:
         width = max(len(p) for _, p in rows)
         buffer = io.StringIO()
@@ -134,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "check":
-            table = read_attributes_csv(args.machine_dir / args.csv_name)
+            table = check_attributes_csv(args.machine_dir, args.csv_name)
             report = table.problems
             print(f"{len(table.rows)} rows readable, {len(report)} problems")
         else:

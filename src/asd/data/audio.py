@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,11 +28,37 @@ class AudioConfig:
     min_duration_s: float = 0.064
 
 
+def check_wav_complete(path: Path) -> None:
+    """A WAV whose ``data`` chunk is shorter than its header declares (a copy or download cut off)
+    is an error: libsndfile would read the samples that are there without a word."""
+    size = path.stat().st_size
+    with open(path, "rb") as file:
+        header = file.read(12)
+        if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+            return  # not RIFF/WAVE (RF64, another container): soundfile judges it
+        while True:
+            chunk = file.read(8)
+            if len(chunk) < 8:
+                return
+            chunk_id, declared = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if chunk_id == b"data":
+                available = size - file.tell()
+                # 0 and 0xFFFFFFFF are placeholders of streaming writers, not sizes
+                if declared not in (0, 0xFFFFFFFF) and declared > available:
+                    raise AudioError(
+                        f"{path}: truncated: its header declares {declared} bytes of audio, the file holds {available}"
+                    )
+                return
+            file.seek(declared + (declared & 1), 1)  # chunks are padded to an even size
+
+
 def load_audio(path: str | Path, config: AudioConfig = AudioConfig()) -> torch.Tensor:
     """Read a clip as a mono float32 waveform at ``config.sample_rate``."""
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"{path}: no such audio file")
+    if path.suffix.lower() == ".wav":
+        check_wav_complete(path)
     try:
         samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:

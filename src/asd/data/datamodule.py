@@ -209,6 +209,14 @@ class DCASEDataModule(L.LightningDataModule):
             for log_mel in extract_log_mels([c.path for c in machine_clips], self.feature_config, self.audio_config, self.cache)
         ]
         by_path = {c.path: m for c, m in zip(clips, log_mels)}
+        if self.input == "frames":
+            short = [c.path for c in clips if by_path[c.path].shape[-1] < self.n_frames]
+            if short:
+                raise DatasetError(
+                    f"{short[0]}: {by_path[short[0]].shape[-1]} log-mel frames, too short to stack data.n_frames="
+                    f"{self.n_frames} of them ({len(short)} such clips)"
+                )
+        self._check_test_labels()
         self.class_names = sorted({class_name(c.info) for c in self.train_clips})
         class_index = {name: i for i, name in enumerate(self.class_names)}
         waveforms = self.audio_config if self.input == "waveforms" else None
@@ -216,6 +224,22 @@ class DCASEDataModule(L.LightningDataModule):
         self._test_set = ClipDataset(self.test_clips, [by_path[c.path] for c in self.test_clips], class_index, waveforms)
         if self.cache is not None:
             log.info("feature cache: %d hits, %d misses", self.cache.hits, self.cache.misses)
+
+    def _check_test_labels(self) -> None:
+        """Labelled test sections need normal and anomalous clips, or their AUC is undefined: say so
+        before training, not after it."""
+        if not self.has_test_labels:
+            return
+        labels: dict[str, set[str]] = {}
+        for clip in self.test_clips:
+            labels.setdefault(section_key(clip.info), set()).add(clip.info.label)
+        for section, found in sorted(labels.items()):
+            if found != {"normal", "anomaly"}:
+                missing = ({"normal", "anomaly"} - found).pop()
+                raise DatasetError(
+                    f"{self.root}: the test clips of {section} hold no {missing} clip, so its AUC is undefined; "
+                    "check the test folder (or its ground truth)"
+                )
 
     @property
     def has_test_labels(self) -> bool:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -97,6 +98,7 @@ class FeatureCache:
         )
         self.hits = 0
         self.misses = 0
+        remove_orphaned_temporaries(self.directory)
 
     def key(self, audio_path: str | Path) -> str:
         path = os.path.realpath(audio_path)  # os.path rather than pathlib: a third of the cost per clip
@@ -128,9 +130,43 @@ class FeatureCache:
         _write_atomically(frames_entry, lambda file: np.save(file, np.array([m.shape[-1] for m in log_mels])))
 
 
+#: A temporary file this old whose writer is gone was left by a killed process.
+ORPHAN_AGE_S = 60.0
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def remove_orphaned_temporaries(directory: Path) -> list[Path]:
+    """Delete ``*.<pid>.tmp`` files that a killed extraction left: their process is gone (on this
+    machine) and they are older than :data:`ORPHAN_AGE_S` (so another machine's write on a shared
+    folder is not cut short). Returns what was removed."""
+    removed = []
+    if not directory.is_dir():
+        return removed
+    now = time.time()
+    for temporary in directory.glob("*/*.tmp"):
+        pid = temporary.suffixes[-2][1:] if len(temporary.suffixes) >= 2 else ""
+        try:
+            old = now - temporary.stat().st_mtime > ORPHAN_AGE_S
+        except FileNotFoundError:
+            continue  # its writer just renamed it into place
+        if pid.isdigit() and old and not _process_alive(int(pid)):
+            temporary.unlink(missing_ok=True)
+            removed.append(temporary)
+    return removed
+
+
 def _write_atomically(entry: Path, write) -> None:
     entry.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=entry.parent, suffix=".tmp")
+    handle, temporary = tempfile.mkstemp(dir=entry.parent, suffix=f".{os.getpid()}.tmp")
     try:
         with os.fdopen(handle, "wb") as file:
             write(file)

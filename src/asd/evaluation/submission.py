@@ -13,6 +13,7 @@ from asd.data.ground_truth import GroundTruthError, read_file_value_rows, read_g
 from asd.evaluation.metrics import SectionResult
 
 _GROUND_TRUTH_NAME = re.compile(r"^ground_truth_(?P<machine>.+)_section_(?P<section>\d+)_test\.csv$")
+_SUBMISSION_NAME = re.compile(r"^(?:anomaly_score|decision_result)_(?P<machine>.+)_section_(?P<section>\d+)_test\.csv$")
 
 
 class SubmissionError(ValueError):
@@ -39,9 +40,12 @@ def read_values(path: Path, original_to_renamed: dict[str, str], as_int: bool) -
         name = original_to_renamed.get(written_name, written_name)
         try:
             value = float(cell)
-            value = int(value) if as_int else value
         except ValueError as err:
             raise SubmissionError(f"{path}:{line_no}: {cell!r} is not a number") from err
+        if as_int:
+            if value not in (0.0, 1.0):
+                raise SubmissionError(f"{path}:{line_no}: decision {cell!r} for {written_name}; decisions are 0 (normal) or 1 (anomalous)")
+            value = int(value)
         if name in values:
             raise SubmissionError(f"{path}:{line_no}: {written_name} is listed twice")
         values[name] = value
@@ -62,8 +66,17 @@ def ground_truth_sections(ground_truth_dir: str | Path) -> list[tuple[str, str]]
 def load_submission(submission_dir: str | Path, ground_truth_dir: str | Path) -> list[SectionResult]:
     """Every section of the ground truth with its submitted scores and decisions, aligned by file."""
     submission_dir = Path(submission_dir)
+    covered = ground_truth_sections(ground_truth_dir)
+    uncovered = sorted(
+        p.name for p in submission_dir.glob("*.csv") if (m := _SUBMISSION_NAME.match(p.name)) and (m["machine"], m["section"]) not in covered
+    )
+    if uncovered:
+        raise SubmissionError(
+            f"{submission_dir}: {len(uncovered)} submission files for sections the ground truth in {ground_truth_dir} "
+            f"does not have ({', '.join(uncovered[:4])}); they would silently not count: add their ground truth or move them away"
+        )
     sections = []
-    for machine, section_id in ground_truth_sections(ground_truth_dir):
+    for machine, section_id in covered:
         truth = read_ground_truth(ground_truth_dir, machine, section_id)
         original_to_renamed = {row.original_name: name for name, row in truth.items() if row.original_name}
         names = np.array(sorted(truth))
@@ -76,7 +89,7 @@ def load_submission(submission_dir: str | Path, ground_truth_dir: str | Path) ->
             if missing or extra:
                 raise SubmissionError(
                     f"{path}: does not match the ground truth ({len(missing)} files missing, e.g. "
-                    f"{missing[:3]}; {len(extra)} unknown, e.g. {extra[:3]})"
+                    f"{', '.join(map(str, missing[:3])) or '-'}; {len(extra)} unknown, e.g. {', '.join(map(str, extra[:3])) or '-'})"
                 )
             arrays[kind] = np.array([values[n] for n in names])
         sections.append(
