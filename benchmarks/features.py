@@ -44,7 +44,12 @@ def classic(paths: list[Path], config: FeatureConfig) -> None:
     for path in paths:
         waveform, rate = librosa.load(path, sr=None, mono=False)
         mel = librosa.feature.melspectrogram(
-            y=waveform, sr=rate, n_fft=config.n_fft, hop_length=config.hop_length, n_mels=config.n_mels, power=config.power
+            y=waveform,
+            sr=rate,
+            n_fft=config.n_fft,
+            hop_length=config.hop_length,
+            n_mels=config.n_mels,
+            power=config.power,
         )
         20.0 / config.power * np.log10(mel + sys.float_info.epsilon)
 
@@ -71,10 +76,12 @@ def main() -> None:
         for repeat in range(args.repeats):
             cache = FeatureCache(Path(tmp) / f"cache{repeat}", config, audio)
             a = min(a, timed(lambda: classic(paths, config)))
-            b = min(b, timed(lambda: extract_log_mels(paths, config, audio, cache)))
-            c = min(c, timed(lambda: extract_log_mels(paths, config, audio, cache)))
+            b = min(b, timed(lambda cache=cache: extract_log_mels(paths, config, audio, cache)))  # cold
+            c = min(c, timed(lambda cache=cache: extract_log_mels(paths, config, audio, cache)))  # warm
     rate = lambda seconds: args.clips / seconds  # noqa: E731
-    print(f"{args.clips} clips of {args.seconds:g} s at 16 kHz, torch threads: {torch.get_num_threads()}, best of {args.repeats}")
+    print(
+        f"{args.clips} clips of {args.seconds:g} s at 16 kHz, torch threads: {torch.get_num_threads()}, best of {args.repeats}"
+    )
     print(f"(a) classic per-file librosa : {rate(a):8.1f} clips/s")
     print(f"(b) ours, batched, cold cache: {rate(b):8.1f} clips/s  ({a / b:5.1f}x (a))")
     print(f"(c) ours, warm cache         : {rate(c):8.1f} clips/s  ({a / c:5.1f}x (a))")

@@ -29,7 +29,9 @@ from asd.system import System
 
 
 def one_epoch(model, datamodule) -> float:
-    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
+    )
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule)
     return time.perf_counter() - start
@@ -51,7 +53,9 @@ def main() -> None:
         start = time.perf_counter()
         score_files(system, system.sections[0], test_files)
         seconds = time.perf_counter() - start
-        print(f"asd.predict with the AE: {len(test_files)} clips of 2 s in {seconds:.2f} s = {len(test_files) / seconds:.0f} clips/s")
+        print(
+            f"asd.predict with the AE: {len(test_files)} clips of 2 s in {seconds:.2f} s = {len(test_files) / seconds:.0f} clips/s"
+        )
         clips = DCASEDataModule(str(root), ["ToyRotor"], synthetic_seed=0, input="clips", cache_dir=cache)
         clips.prepare_data(), clips.setup()
         n_clips = len(clips.train_clips)

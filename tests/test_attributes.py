@@ -10,7 +10,10 @@ from asd.data.attributes import read_attributes_csv, rebuild_attributes_csv
 def _machine_dir(tmp_path):
     machine = tmp_path / "fan"
     for split, names in {
-        "train": ["section_00_source_train_normal_0000_m-n_W_vel_1.wav", "section_00_target_train_normal_0000_m-n_X_vel_2.wav"],
+        "train": [
+            "section_00_source_train_normal_0000_m-n_W_vel_1.wav",
+            "section_00_target_train_normal_0000_m-n_X_vel_2.wav",
+        ],
         "test": ["section_00_source_test_anomaly_0000_m-n_W_vel_1.wav"],
     }.items():
         (machine / split).mkdir(parents=True)
@@ -124,10 +127,19 @@ def test_name_only_rows_and_audio_files_without_a_row_are_reported(tmp_path, cap
 
 def test_flac_files_are_listed_and_rebuilt(tmp_path, capsys):
     machine = _machine_dir(tmp_path)
-    sf.write(machine / "train" / "section_00_source_train_normal_0001_m-n_W_vel_1.flac", np.zeros(1600, dtype=np.float32), 16000)
-    (machine / "attributes_00.csv").write_text(CLEAN + "fan/train/section_00_source_train_normal_0001_m-n_W_vel_1.flac,m-n,W,vel,1\n")
+    sf.write(
+        machine / "train" / "section_00_source_train_normal_0001_m-n_W_vel_1.flac",
+        np.zeros(1600, dtype=np.float32),
+        16000,
+    )
+    (machine / "attributes_00.csv").write_text(
+        CLEAN + "fan/train/section_00_source_train_normal_0001_m-n_W_vel_1.flac,m-n,W,vel,1\n"
+    )
     assert attributes_cli(["check", str(machine)]) == 0
     assert "4 rows readable, 0 problems" in capsys.readouterr().out
     (machine / "attributes_00.csv").unlink()
     rebuild_attributes_csv(machine)
-    assert "section_00_source_train_normal_0001_m-n_W_vel_1.flac" in read_attributes_csv(machine / "attributes_00.csv").rows
+    assert (
+        "section_00_source_train_normal_0001_m-n_W_vel_1.flac"
+        in read_attributes_csv(machine / "attributes_00.csv").rows
+    )

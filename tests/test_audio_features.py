@@ -71,14 +71,32 @@ def test_log_mel_follows_the_baseline_definition():
     assert log_mel.shape == (128, 2 * 16000 // 512 + 1)
     for power in (2.0, 1.0):
         # librosa.feature.melspectrogram pads the clip's ends with zeros (pad_mode="constant")
-        reference = torchaudio.transforms.MelSpectrogram(16000, n_fft=1024, hop_length=512, n_mels=128, power=power,
-                                                         norm="slaney", mel_scale="slaney", pad_mode="constant")(waveform)  # fmt: skip
+        reference = torchaudio.transforms.MelSpectrogram(
+            16000,
+            n_fft=1024,
+            hop_length=512,
+            n_mels=128,
+            power=power,
+            norm="slaney",
+            mel_scale="slaney",
+            pad_mode="constant",
+        )(waveform)
         ours = LogMel(FeatureConfig(power=power))(waveform)
         assert torch.allclose(ours, 20 / power * torch.log10(reference.clamp(min=np.finfo(np.float64).eps)), atol=1e-4)
-        reflected = torchaudio.transforms.MelSpectrogram(16000, n_fft=1024, hop_length=512, n_mels=128, power=power,
-                                                         norm="slaney", mel_scale="slaney", pad_mode="reflect")(waveform)  # fmt: skip
+        reflected = torchaudio.transforms.MelSpectrogram(
+            16000,
+            n_fft=1024,
+            hop_length=512,
+            n_mels=128,
+            power=power,
+            norm="slaney",
+            mel_scale="slaney",
+            pad_mode="reflect",
+        )(waveform)
         # torchaudio's default (reflect) differs in the first and last frames: the baseline's do not reflect
-        assert not torch.allclose(ours[:, 0], 20 / power * torch.log10(reflected[:, 0] + np.finfo(np.float64).eps), atol=1e-2)
+        assert not torch.allclose(
+            ours[:, 0], 20 / power * torch.log10(reflected[:, 0] + np.finfo(np.float64).eps), atol=1e-2
+        )
     # the 440 Hz tone lands in the mel band whose centre is nearest 440 Hz, not elsewhere
     assert 15 < int(log_mel.mean(dim=1).argmax()) < 30
 
@@ -165,14 +183,22 @@ def test_a_temporary_file_left_by_a_killed_extraction_is_cleaned_up(tmp_path):
 
     cache_dir = tmp_path / "cache"
     # a real process killed while writing a cache entry: no exception handler runs, its .tmp stays
-    writer = subprocess.Popen([sys.executable, "-c", f"""
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"""
 import time
 from pathlib import Path
 from asd.data.features import _write_atomically
 def slow(file):
     file.write(b"partial"); file.flush(); print("writing", flush=True); time.sleep(60)
 _write_atomically(Path({str(cache_dir / "ab" / "entry.npy")!r}), slow)
-"""], stdout=subprocess.PIPE, text=True)  # fmt: skip
+""",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert writer.stdout.readline().strip() == "writing"
     writer.send_signal(signal.SIGKILL)
     writer.wait()

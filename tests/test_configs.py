@@ -19,11 +19,44 @@ def _compose(*overrides):
 
 
 def test_every_dcase_machine_type_has_a_config():
-    for machine in ["fan", "pump", "slider", "valve", "ToyCar", "ToyConveyor", "gearbox", "ToyTrain", "bearing",
-                    "ToyDrone", "ToyNscale", "ToyTank", "Vacuum", "bandsaw", "grinder", "shaker", "3DPrinter",
-                    "AirCompressor", "BrushlessMotor", "HairDryer", "HoveringDrone", "RoboticArm", "Scanner",
-                    "ToothBrush", "ToyCircuit", "AutoTrash", "BandSealer", "CoffeeGrinder", "HomeCamera", "Polisher",
-                    "ScrewFeeder", "ToyPet", "ToyRCCar", "ToyRotor", "ToyClicker", "ToyHum"]:  # fmt: skip
+    for machine in [
+        "fan",
+        "pump",
+        "slider",
+        "valve",
+        "ToyCar",
+        "ToyConveyor",
+        "gearbox",
+        "ToyTrain",
+        "bearing",
+        "ToyDrone",
+        "ToyNscale",
+        "ToyTank",
+        "Vacuum",
+        "bandsaw",
+        "grinder",
+        "shaker",
+        "3DPrinter",
+        "AirCompressor",
+        "BrushlessMotor",
+        "HairDryer",
+        "HoveringDrone",
+        "RoboticArm",
+        "Scanner",
+        "ToothBrush",
+        "ToyCircuit",
+        "AutoTrash",
+        "BandSealer",
+        "CoffeeGrinder",
+        "HomeCamera",
+        "Polisher",
+        "ScrewFeeder",
+        "ToyPet",
+        "ToyRCCar",
+        "ToyRotor",
+        "ToyClicker",
+        "ToyHum",
+    ]:
         assert list(_compose(f"machine={machine}").machine.types) == [machine]
 
 
@@ -42,7 +75,10 @@ def test_model_backend_machine_compose_and_instantiate(model, backend, machine, 
     assert datamodule.machines == [list(cfg.machine.types)[0]]
 
 
-@pytest.mark.parametrize("model, backend", [("ae", "MSEBackend"), ("mfn_arcface", "KNNBackend"), ("mfn_adacos", "KNNBackend"), ("pretrained", "KNNBackend")])
+@pytest.mark.parametrize(
+    "model, backend",
+    [("ae", "MSEBackend"), ("mfn_arcface", "KNNBackend"), ("mfn_adacos", "KNNBackend"), ("pretrained", "KNNBackend")],
+)
 def test_each_model_brings_its_default_backend_and_the_command_line_wins(model, backend):
     assert _compose(f"model={model}").backend._target_.endswith(backend)
     assert _compose(f"model={model}", "backend=mahalanobis").backend._target_.endswith("MahalanobisBackend")
@@ -57,9 +93,21 @@ def test_datasets_compose(data):
     assert cfg.data.root.endswith("synthetic" if data == "synthetic" else f"dcase{year}t2")
 
 
-@pytest.mark.parametrize("overrides", [["debug=default"], ["debug=fdr"], ["experiment=ae_mahalanobis"], ["experiment=ae_mse"],
-                                       ["experiment=mfn_arcface_knn"], ["experiment=pretrained_knn"], ["model=pretrained", "encoder=hf"],
-                                       ["trainer=cpu"], ["logger=many_loggers"], ["scope=joint"]])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["debug=default"],
+        ["debug=fdr"],
+        ["experiment=ae_mahalanobis"],
+        ["experiment=ae_mse"],
+        ["experiment=mfn_arcface_knn"],
+        ["experiment=pretrained_knn"],
+        ["model=pretrained", "encoder=hf"],
+        ["trainer=cpu"],
+        ["logger=many_loggers"],
+        ["scope=joint"],
+    ],
+)
 def test_other_groups_compose(overrides):
     cfg = _compose(*overrides)
     assert cfg.trainer._target_ == "lightning.pytorch.Trainer"
@@ -69,7 +117,9 @@ def test_other_groups_compose(overrides):
         assert machine_groups(cfg) == [["ToyRotor", "ToyClicker", "ToyHum"]]
 
 
-@pytest.mark.parametrize("search, model", [("ae_optuna", "AutoEncoderModule"), ("mfn_arcface_optuna", "MobileFaceNetModule")])
+@pytest.mark.parametrize(
+    "search, model", [("ae_optuna", "AutoEncoderModule"), ("mfn_arcface_optuna", "MobileFaceNetModule")]
+)
 def test_optuna_searches_compose_with_their_model_and_a_sqlite_study(search, model):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=[f"hparams_search={search}"], return_hydra_config=True)

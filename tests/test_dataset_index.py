@@ -5,14 +5,13 @@ from collections import Counter
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import SHARED
 
 from asd.data.attributes import read_attributes_csv
 from asd.data.filenames import FileNameError
 from asd.data.ground_truth import GroundTruthError, read_eval_data_list
 from asd.data.index import DatasetError, index_machine, list_machines
 from asd.data.synthetic import MACHINES, generate
-
-from conftest import SHARED
 
 
 def test_synthetic_layout_and_counts(synthetic_root):
@@ -84,10 +83,17 @@ def test_missing_ground_truth_is_an_error_naming_the_file(tmp_path, synthetic_ro
 def test_eval_data_list_mapping(tmp_path, synthetic_root):
     truth = synthetic_root / "ground_truth"
     originals = dict(
-        line.split(",") for line in (truth / "ground_truth_attributes" / "ground_truth_ToyRotor_section_00_test.csv").read_text().split()
+        line.split(",")
+        for line in (truth / "ground_truth_attributes" / "ground_truth_ToyRotor_section_00_test.csv")
+        .read_text()
+        .split()
     )
     listing = tmp_path / "eval_data_list_2024.csv"
-    listing.write_text("ToyRotor\n" + "".join(f"{k},{v}.wav\n" for k, v in originals.items()) + "OtherMachine\nsection_00_0000.wav,x.wav\n")
+    listing.write_text(
+        "ToyRotor\n"
+        + "".join(f"{k},{v}.wav\n" for k, v in originals.items())
+        + "OtherMachine\nsection_00_0000.wav,x.wav\n"
+    )
     assert set(read_eval_data_list(listing)) == {"ToyRotor", "OtherMachine"}
     clips = index_machine(synthetic_root, "eval", "ToyRotor", eval_data_list=listing)
     with_truth = index_machine(synthetic_root, "eval", "ToyRotor", ground_truth_dir=truth)
@@ -108,10 +114,14 @@ def test_real_eval_data_lists_and_correspondences(tmp_path):
     for split in ("train", "test"):
         (machine / split).mkdir(parents=True)
     correspondence = SHARED / "dcase_names" / "ground_truth_attributes" / "dcase2025t2"
-    rows = (correspondence / "dev_data" / "ToyTrain" / "attributes_00_train_correspondence.csv").read_text().split()[1:3]
+    rows = (
+        (correspondence / "dev_data" / "ToyTrain" / "attributes_00_train_correspondence.csv").read_text().split()[1:3]
+    )
     for row in rows:
         sf.write(machine / "train" / row.split(",")[1], np.zeros(1600, dtype=np.float32), 16000)
-    sf.write(machine / "test" / "section_00_source_test_normal_0000_noAttribute.wav", np.zeros(1600, dtype=np.float32), 16000)
+    sf.write(
+        machine / "test" / "section_00_source_test_normal_0000_noAttribute.wav", np.zeros(1600, dtype=np.float32), 16000
+    )
     clips = index_machine(tmp_path / "dcase2025t2", "dev", "ToyTrain", correspondence_dir=correspondence)
     train = [c for c in clips if c.info.split == "train"]
     assert [c.info.extra["original_name"] for c in train] == [r.split(",")[0] for r in rows]

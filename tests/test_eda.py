@@ -1,6 +1,6 @@
 import json
-from pathlib import Path
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -24,7 +24,11 @@ def test_summary_counts_attributes_and_problems(dataset, tmp_path, capsys):
     table = pd.read_csv(tmp_path / "eda" / "summary.csv", dtype=str)
     rotor = table[(table.machine == "ToyRotor")]
     assert rotor.set_index(["split", "domain", "label"]).loc[("train", "source", "normal"), "clips"] == "90"
-    assert rotor[rotor.split == "all"].iloc[0][["clips", "sample_rates", "duration_s"]].tolist() == ["200", "16000", "2.00-2.00"]
+    assert rotor[rotor.split == "all"].iloc[0][["clips", "sample_rates", "duration_s"]].tolist() == [
+        "200",
+        "16000",
+        "2.00-2.00",
+    ]
     attributes = pd.read_csv(tmp_path / "eda" / "attributes.csv")
     assert set(attributes[attributes.machine == "ToyClicker"].key) == {"rate", "mic"}
     assert attributes[(attributes.machine == "ToyRotor") & (attributes.key == "spd")].clips.sum() == 200
@@ -75,7 +79,24 @@ def test_pairs_keep_notes_across_regeneration(synthetic_root, tmp_path):
     assert again[entries[0]["id"]]["same_note"] == "both hum at 120 Hz"
     assert again[entries[1]["id"]]["difference_note"] == "B rattles"
     # notes on pairs that a new selection no longer draws are kept too
-    assert eda(["pairs", "--root", str(dataset), "--out", str(out), "--machines", "ToyRotor", "--per-kind", "1", "--seed", "5"]) == 0
+    assert (
+        eda(
+            [
+                "pairs",
+                "--root",
+                str(dataset),
+                "--out",
+                str(out),
+                "--machines",
+                "ToyRotor",
+                "--per-kind",
+                "1",
+                "--seed",
+                "5",
+            ]
+        )
+        == 0
+    )
     kept = {e["id"]: e for e in json.loads(notes_path.read_text())}
     assert kept[entries[0]["id"]]["same_note"] == "both hum at 120 Hz"
 

@@ -2,10 +2,9 @@ import csv
 from pathlib import Path
 
 import pytest
+from conftest import SHARED
 
 from asd.data.filenames import FileNameError, parse_attributes, parse_file_name
-
-from conftest import SHARED
 
 
 @pytest.mark.parametrize(
@@ -48,7 +47,10 @@ def test_every_years_pattern(name, expected):
 @pytest.mark.parametrize(
     "attribute_string, pairs",
     [
-        ("mic_imp1absu_mic_pos_A_grind_1_bkg_A1", (("mic", "imp1absu"), ("mic_pos", "A"), ("grind", "1"), ("bkg", "A1"))),
+        (
+            "mic_imp1absu_mic_pos_A_grind_1_bkg_A1",
+            (("mic", "imp1absu"), ("mic_pos", "A"), ("grind", "1"), ("bkg", "A1")),
+        ),
         ("ac_0.01_", (("ac", "0.01"),)),
         ("pro_A_wt_1_damage1", (("pro", "A"), ("wt", "1"), ("damage", "1"))),
         ("v1pat_1_v2pat_2", (("v1pat", "1"), ("v2pat", "2"))),
@@ -61,7 +63,15 @@ def test_irregular_attribute_strings(attribute_string, pairs):
 
 
 @pytest.mark.parametrize(
-    "name", ["fan_0000.wav", "section_00_source_train_normal.wav", "section_xx_0000.wav", "section_00_0000.mp3", "", "normal_id_00.wav"]
+    "name",
+    [
+        "fan_0000.wav",
+        "section_00_source_train_normal.wav",
+        "section_xx_0000.wav",
+        "section_00_0000.mp3",
+        "",
+        "normal_id_00.wav",
+    ],
 )
 def test_unknown_names_are_errors_naming_the_file(name):
     with pytest.raises(FileNameError, match="fits no DCASE"):

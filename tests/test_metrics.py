@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import SHARED
 from scipy.stats import hmean
 from sklearn.metrics import roc_auc_score
 
@@ -10,8 +11,6 @@ from asd.evaluate import evaluate
 from asd.evaluate import main as evaluate_cli
 from asd.evaluation.metrics import SectionResult, official_score, result_rows, section_metrics
 from asd.evaluation.submission import SubmissionError, load_submission, write_section
-
-from conftest import SHARED
 
 CONFORMANCE = SHARED / "conformance" / "dcase2024_eval"
 SYSTEMS = sorted(p.name for p in (CONFORMANCE / "submissions").glob("*") if p.is_dir()) if CONFORMANCE.is_dir() else []
@@ -80,7 +79,11 @@ def test_official_score_is_the_harmonic_mean_of_all_values():
     values = [m[k] for k in ("AUC (source)", "AUC (target)", "pAUC") for m in metrics]
     assert official_score(metrics) == pytest.approx(hmean(values), abs=1e-15)
     rows = result_rows(sections, with_ci95=False)
-    assert [r[0] for r in rows if r and r[0] in ("fan", "valve", "ToyCar")] == ["ToyCar", "fan", "valve"]  # sorted as the evaluator
+    assert [r[0] for r in rows if r and r[0] in ("fan", "valve", "ToyCar")] == [
+        "ToyCar",
+        "fan",
+        "valve",
+    ]  # sorted as the evaluator
     assert rows[-2][:2] == ["official score", ""] and rows[-2][2] == pytest.approx(official_score(metrics), abs=1e-15)
 
 
@@ -93,7 +96,9 @@ def test_zero_values_are_clipped_not_fatal():
 
 def _write_submission(directory, sections, names_for=lambda s, n: n):
     for s in sections:
-        write_section(directory, s.machine, s.section_id, [names_for(s, n) for n in s.file_names], s.scores, s.decisions)
+        write_section(
+            directory, s.machine, s.section_id, [names_for(s, n) for n in s.file_names], s.scores, s.decisions
+        )
 
 
 def _write_truth(directory, sections):
@@ -101,11 +106,13 @@ def _write_truth(directory, sections):
         (directory / f"ground_truth_{kind}").mkdir(parents=True, exist_ok=True)
     for s in sections:
         stem = f"ground_truth_{s.machine}_section_{s.section_id}_test.csv"
-        (directory / "ground_truth_data" / stem).write_text("".join(f"{n},{l}\n" for n, l in zip(s.file_names, s.labels)))
-        (directory / "ground_truth_domain" / stem).write_text("".join(f"{n},{d}\n" for n, d in zip(s.file_names, s.domains)))
-        (directory / "ground_truth_attributes" / stem).write_text(
-            "".join(f"{n},orig_{n[:-4]}\n" for n in s.file_names)
+        (directory / "ground_truth_data" / stem).write_text(
+            "".join(f"{n},{label}\n" for n, label in zip(s.file_names, s.labels))
         )
+        (directory / "ground_truth_domain" / stem).write_text(
+            "".join(f"{n},{d}\n" for n, d in zip(s.file_names, s.domains))
+        )
+        (directory / "ground_truth_attributes" / stem).write_text("".join(f"{n},orig_{n[:-4]}\n" for n in s.file_names))
 
 
 def test_evaluate_cli_on_generated_data(tmp_path):
@@ -115,7 +122,10 @@ def test_evaluate_cli_on_generated_data(tmp_path):
     _write_submission(tmp_path / "sub", sections)
     # a second submission names its files with their original (attribute) names, shuffled
     _write_submission(tmp_path / "sub_original", sections, lambda s, n: f"orig_{n}")
-    assert evaluate_cli([str(tmp_path / "sub"), "--ground-truth", str(tmp_path / "gt"), "--out", str(tmp_path / "out")]) == 0
+    assert (
+        evaluate_cli([str(tmp_path / "sub"), "--ground-truth", str(tmp_path / "gt"), "--out", str(tmp_path / "out")])
+        == 0
+    )
     rows = _read_rows(tmp_path / "out" / "result.csv")
     official = float([r for r in rows if r and r[0] == "official score"][0][2])
     assert official == pytest.approx(official_score([s.metrics() for s in sections]), abs=1e-15)
@@ -140,9 +150,14 @@ def test_submission_errors_name_the_file(tmp_path, capsys):
     with pytest.raises(SubmissionError, match="'abc' is not a number"):
         load_submission(tmp_path / "sub", tmp_path / "gt")
     score_file.unlink()
-    assert evaluate_cli([str(tmp_path / "sub"), "--ground-truth", str(tmp_path / "gt"), "--out", str(tmp_path / "o")]) == 2
+    assert (
+        evaluate_cli([str(tmp_path / "sub"), "--ground-truth", str(tmp_path / "gt"), "--out", str(tmp_path / "o")]) == 2
+    )
     assert f"{score_file}: submission file not found" in capsys.readouterr().err
-    assert evaluate_cli([str(tmp_path / "sub"), "--ground-truth", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 2
+    assert (
+        evaluate_cli([str(tmp_path / "sub"), "--ground-truth", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")])
+        == 2
+    )
     assert "no ground_truth_<machine>_section_<XX>_test.csv files" in capsys.readouterr().err
 
 
@@ -165,7 +180,9 @@ def test_a_submission_for_a_section_the_ground_truth_lacks_is_reported(tmp_path,
     sections = [_random_section(rng, machine=m) for m in ("fan", "valve")]
     _write_truth(tmp_path / "gt", sections[:1])
     _write_submission(tmp_path / "sub", sections)
-    assert evaluate_cli([str(tmp_path / "sub"), "--ground-truth", str(tmp_path / "gt"), "--out", str(tmp_path / "o")]) == 2
+    assert (
+        evaluate_cli([str(tmp_path / "sub"), "--ground-truth", str(tmp_path / "gt"), "--out", str(tmp_path / "o")]) == 2
+    )
     err = capsys.readouterr().err
     assert "2 submission files for sections the ground truth" in err
     assert "anomaly_score_valve_section_00_test.csv" in err and "would silently not count" in err
@@ -193,7 +210,9 @@ def test_conformance_submissions_against_an_independent_computation():
             stem = f"{section.machine}_section_00_test.csv"
             labels = dict(_read_rows(CONFORMANCE / "ground_truth_data" / f"ground_truth_{stem}"))
             domains = dict(_read_rows(CONFORMANCE / "ground_truth_domain" / f"ground_truth_{stem}"))
-            scores = {r[0]: float(r[1]) for r in _read_rows(CONFORMANCE / "submissions" / system / f"anomaly_score_{stem}")}
+            scores = {
+                r[0]: float(r[1]) for r in _read_rows(CONFORMANCE / "submissions" / system / f"anomaly_score_{stem}")
+            }
             names = sorted(labels)
             y = np.array([int(labels[n]) for n in names])
             d = np.array([int(domains[n]) for n in names])

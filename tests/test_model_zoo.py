@@ -33,7 +33,12 @@ def test_knn_backend_matches_brute_force_on_random_data():
     backend.fit(source + target, ["source"] * 40 + ["target"] * 6, [0] * 46)
     queries = [rng.normal(size=(2, 24)) for _ in range(25)]
     ours = backend.score(queries, [0] * 25)
-    reference = [_brute_force_knn_score(q, {"source": np.concatenate(source), "target": np.concatenate(target)}, {"source": 3, "target": 2}) for q in queries]
+    reference = [
+        _brute_force_knn_score(
+            q, {"source": np.concatenate(source), "target": np.concatenate(target)}, {"source": 3, "target": 2}
+        )
+        for q in queries
+    ]
     np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-12)
     # the ranking, which is all AUC sees, is exactly the reference's
     assert list(np.argsort(ours, kind="stable")) == list(np.argsort(reference, kind="stable"))
@@ -61,11 +66,13 @@ def test_density_normalisation_puts_a_sparse_target_bank_on_the_source_scale():
         backend.fit(source + target, ["source"] * 90 + ["target"] * 10, ["s"] * 100)
     normal_target = [(centre_t + 0.4 * rng.normal(size=16))[None] for _ in range(20)]
     source_anomaly = [(centre_s + 0.3 * rng.normal(size=16))[None] for _ in range(20)]
+
     def auc(backend):
         from sklearn.metrics import roc_auc_score
 
         scores = backend.score(normal_target + source_anomaly, ["s"] * 40)
         return roc_auc_score([0] * 20 + [1] * 20, scores)
+
     assert auc(raw) < 0.5 < 0.9 < auc(normalised)
 
 
@@ -122,7 +129,9 @@ def test_mobilefacenet_shapes(use_tgram):
 def test_classifier_checkpoint_reloads_without_data(tmp_path):
     import lightning as L
 
-    module = MobileFaceNetModule(KNNBackend(), representation="logits", class_names=["fan/section_00/a_1", "fan/section_00/a_2"], **TINY_MFN)
+    module = MobileFaceNetModule(
+        KNNBackend(), representation="logits", class_names=["fan/section_00/a_1", "fan/section_00/a_2"], **TINY_MFN
+    )
     trainer = L.Trainer(max_epochs=0, logger=False, enable_checkpointing=False, enable_progress_bar=False)
     trainer.strategy.connect(module)
     path = tmp_path / "model.ckpt"
@@ -139,10 +148,17 @@ def _tiny_wav2vec2(directory):
     from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
     config = Wav2Vec2Config(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
-        conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 8), num_feat_extract_layers=2,
-        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
-    )  # fmt: skip
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        conv_dim=(16, 16),
+        conv_stride=(5, 4),
+        conv_kernel=(10, 8),
+        num_feat_extract_layers=2,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+    )
     torch.manual_seed(0)
     Wav2Vec2Model(config).save_pretrained(directory)
     Wav2Vec2FeatureExtractor(sampling_rate=16000).save_pretrained(directory)
@@ -151,7 +167,14 @@ def _tiny_wav2vec2(directory):
 def _tiny_ast(directory):
     from transformers import ASTConfig, ASTFeatureExtractor, ASTModel
 
-    config = ASTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, max_length=128, num_mel_bins=64)
+    config = ASTConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_length=128,
+        num_mel_bins=64,
+    )
     torch.manual_seed(0)
     ASTModel(config).save_pretrained(directory)
     ASTFeatureExtractor(num_mel_bins=64, max_length=128, sampling_rate=16000).save_pretrained(directory)
@@ -175,9 +198,20 @@ def test_hugging_face_encoder_from_a_local_directory(tmp_path, build, dims):
 def _tiny_beats_checkpoint(path):
     from openbeats.beats_encoder import BeatsEncoder
 
-    cfg = {"encoder_layers": 2, "encoder_embed_dim": 32, "encoder_ffn_embed_dim": 64, "encoder_attention_heads": 2,
-           "embed_dim": 32, "input_patch_size": 16, "relative_position_embedding": True, "num_buckets": 32,
-           "max_distance": 64, "gru_rel_pos": True, "layer_norm_first": False, "deep_norm": True}  # fmt: skip
+    cfg = {
+        "encoder_layers": 2,
+        "encoder_embed_dim": 32,
+        "encoder_ffn_embed_dim": 64,
+        "encoder_attention_heads": 2,
+        "embed_dim": 32,
+        "input_patch_size": 16,
+        "relative_position_embedding": True,
+        "num_buckets": 32,
+        "max_distance": 64,
+        "gru_rel_pos": True,
+        "layer_norm_first": False,
+        "deep_norm": True,
+    }
     torch.manual_seed(0)
     model = BeatsEncoder(input_size=0, beats_config=cfg)
     torch.save({"cfg": cfg, "model": {k: v for k, v in model.state_dict().items() if "_pad" not in k}}, path)

@@ -12,7 +12,7 @@ def test_autoencoder_is_the_baseline_architecture():
     x = torch.randn(32, 640)
     assert model(x).shape == (32, 640)
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
-    assert [(l.in_features, l.out_features) for l in linears] == (
+    assert [(layer.in_features, layer.out_features) for layer in linears] == (
         [(640, 128)] + [(128, 128)] * 3 + [(128, 8), (8, 128)] + [(128, 128)] * 3 + [(128, 640)]
     )
     assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules()) == 9

@@ -6,12 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+from test_train import TINY_MFN
 
 from asd.predict import main as predict_cli
 from asd.system import RunDirectoryError, load_systems
 from asd.train import train
-
-from test_train import TINY_MFN
 
 
 @pytest.fixture
@@ -47,11 +46,15 @@ def test_predict_reproduces_the_runs_scores_without_the_dataset(family, make_cfg
     assert predict_cli([str(run), str(test_dir), "--out", str(out)]) == 0
     predicted = pd.read_csv(out)
     predicted["name"] = predicted["file"].map(lambda f: Path(f).name)
-    expected = pd.read_csv(run / "submission" / "anomaly_score_ToyRotor_section_00_test.csv", header=None, names=["name", "score"])
+    expected = pd.read_csv(
+        run / "submission" / "anomaly_score_ToyRotor_section_00_test.csv", header=None, names=["name", "score"]
+    )
     merged = expected.merge(predicted, on="name")
     assert len(merged) == 100
     np.testing.assert_allclose(merged["anomaly_score"], merged["score"], rtol=1e-6, atol=1e-9)
-    decisions = pd.read_csv(run / "submission" / "decision_result_ToyRotor_section_00_test.csv", header=None, names=["name", "d"])
+    decisions = pd.read_csv(
+        run / "submission" / "decision_result_ToyRotor_section_00_test.csv", header=None, names=["name", "d"]
+    )
     assert (decisions.merge(predicted, on="name").eval("d == decision")).all()
 
 
@@ -64,7 +67,9 @@ def ae_run(tmp_path_factory, synthetic_root):
 
     tmp = tmp_path_factory.mktemp("ae_run")
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("train", overrides=["machine=ToyRotor", "trainer.max_epochs=1", "callbacks.progress_bar.refresh_rate=0"])
+        cfg = compose(
+            "train", overrides=["machine=ToyRotor", "trainer.max_epochs=1", "callbacks.progress_bar.refresh_rate=0"]
+        )
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp / "run")
         cfg.paths.cache_dir = str(tmp / "cache")
@@ -97,7 +102,22 @@ def test_windowed_scoring_of_a_long_recording(ae_run, synthetic_root, tmp_path):
     # a recording at another rate is resampled
     sf.write(tmp_path / "monitor_8k.wav", long[::2], 8000)
     out = tmp_path / "scores.csv"
-    assert predict_cli([str(ae_run), str(tmp_path / "monitor.wav"), str(tmp_path / "monitor_8k.wav"), "--out", str(out), "--window", "2", "--hop", "1"]) == 0
+    assert (
+        predict_cli(
+            [
+                str(ae_run),
+                str(tmp_path / "monitor.wav"),
+                str(tmp_path / "monitor_8k.wav"),
+                "--out",
+                str(out),
+                "--window",
+                "2",
+                "--hop",
+                "1",
+            ]
+        )
+        == 0
+    )
     rows = list(csv.DictReader(open(out)))
     first = [r for r in rows if r["file"].endswith("monitor.wav")]
     assert [(float(r["start_s"]), float(r["end_s"])) for r in first] == [(s, s + 2.0) for s in range(9)]
@@ -116,7 +136,9 @@ def test_incomplete_or_foreign_run_directories_are_clear_errors(ae_run, tmp_path
     torch.save({"format": 99}, tmp_path / "systems" / "fan.pt")
     with pytest.raises(RunDirectoryError, match="format 99"):
         load_systems(tmp_path)
-    assert predict_cli([str(ae_run), str(tmp_path), "--section", "fan/section_00", "--out", str(tmp_path / "o.csv")]) == 2
+    assert (
+        predict_cli([str(ae_run), str(tmp_path), "--section", "fan/section_00", "--out", str(tmp_path / "o.csv")]) == 2
+    )
     assert "no section 'fan/section_00' in this run; it has: ToyRotor/section_00" in capsys.readouterr().err
 
 
@@ -140,15 +162,27 @@ def test_a_stopped_run_resumes_to_the_same_metrics(make_cfg, tmp_path):
 def test_ddp_on_two_cpu_processes_gathers_every_test_score(tmp_path, synthetic_root, run_cli):
     """trainer=ddp as on a multi-GPU node, with gloo on CPU: each rank scores half the test clips;
     the gathered submission must hold every clip's own score (checked against a one-process asd.predict)."""
-    done = run_cli("asd.train", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.sync_batchnorm=false",
-                   "machine=ToyRotor", "debug=fdr", "callbacks.progress_bar.refresh_rate=0")  # fmt: skip
+    done = run_cli(
+        "asd.train",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.sync_batchnorm=false",
+        "machine=ToyRotor",
+        "debug=fdr",
+        "callbacks.progress_bar.refresh_rate=0",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     run = next((tmp_path / "logs" / "debug" / "runs").iterdir())
     assert (run / "train_ddp_process_1.log").is_file()  # a second process did take part
-    submitted = pd.read_csv(run / "submission" / "anomaly_score_ToyRotor_section_00_test.csv", header=None, names=["name", "score"])
+    submitted = pd.read_csv(
+        run / "submission" / "anomaly_score_ToyRotor_section_00_test.csv", header=None, names=["name", "score"]
+    )
     assert len(submitted) == 100 and submitted["name"].is_unique
     out = tmp_path / "scores.csv"
-    assert predict_cli([str(run), str(synthetic_root / "dev_data" / "raw" / "ToyRotor" / "test"), "--out", str(out)]) == 0
+    assert (
+        predict_cli([str(run), str(synthetic_root / "dev_data" / "raw" / "ToyRotor" / "test"), "--out", str(out)]) == 0
+    )
     predicted = pd.read_csv(out)
     predicted["name"] = predicted["file"].map(lambda f: Path(f).name)
     merged = submitted.merge(predicted, on="name")

@@ -66,10 +66,14 @@ def test_a_run_killed_mid_training_resumes_to_the_uninterrupted_metrics(tmp_path
     assert not (killed_dir / "summary.csv").exists(), "the run finished before it was killed: the test proves nothing"
     assert (checkpoints / "last.ckpt").is_file()
 
-    resumed = run_cli("asd.train", *QUIET, *EPOCHS, f"resume_from={killed_dir}", f"hydra.run.dir={tmp_path / 'resumed'}")
+    resumed = run_cli(
+        "asd.train", *QUIET, *EPOCHS, f"resume_from={killed_dir}", f"hydra.run.dir={tmp_path / 'resumed'}"
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming from" in resumed.stdout + resumed.stderr
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "resumed" / "summary.csv"), pd.read_csv(tmp_path / "whole" / "summary.csv"))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "resumed" / "summary.csv"), pd.read_csv(tmp_path / "whole" / "summary.csv")
+    )
 
 
 def test_two_runs_started_together_never_share_a_run_directory(tmp_path, synthetic_root):
@@ -152,6 +156,8 @@ def test_a_test_set_without_anomalies_is_refused_before_training(make_cfg, own_d
     for clip in (own_dataset / "dev_data" / "raw" / "ToyRotor" / "test").glob("*_anomaly_*.wav"):
         clip.unlink()
     cfg = make_cfg("machine=ToyRotor", f"data.root={own_dataset}")
-    with pytest.raises(DatasetError, match="the test clips of ToyRotor/section_00 hold no anomaly clip, so its AUC is undefined"):
+    with pytest.raises(
+        DatasetError, match="the test clips of ToyRotor/section_00 hold no anomaly clip, so its AUC is undefined"
+    ):
         train(cfg)
     assert not list(Path(cfg.paths.output_dir).rglob("*.ckpt"))  # no training happened

@@ -24,11 +24,20 @@ def random_section(machine: str, seed: int, section_id: str = "00") -> SectionRe
     labels = np.repeat([0, 1, 0, 1], [40, 10, 40, 10])
     domains = np.repeat([0, 0, 1, 1], [40, 10, 40, 10])
     scores = rng.normal(size=100) + 1.2 * labels - 0.5 * domains * labels
-    return SectionResult(machine, section_id, np.array([f"clip_{i:04d}.wav" for i in range(100)]),
-                         labels, domains, scores, (scores > 0.5).astype(int))  # fmt: skip
+    return SectionResult(
+        machine,
+        section_id,
+        np.array([f"clip_{i:04d}.wav" for i in range(100)]),
+        labels,
+        domains,
+        scores,
+        (scores > 0.5).astype(int),
+    )
 
 
-def make_job(sweep: Path, name: str, overrides: list[str], machines: list[str], year: int, seed: int) -> list[SectionResult]:
+def make_job(
+    sweep: Path, name: str, overrides: list[str], machines: list[str], year: int, seed: int
+) -> list[SectionResult]:
     job = sweep / name
     (job / ".hydra").mkdir(parents=True)
     OmegaConf.save(OmegaConf.create(overrides), job / ".hydra" / "overrides.yaml")

@@ -12,7 +12,6 @@ from asd.evaluate import evaluate
 from asd.train import train
 
 
-
 def test_ae_beats_chance_clearly_on_the_easiest_machine(make_cfg):
     cfg = make_cfg("machine=ToyRotor", "model=ae", "backend=mse")
     metrics, objects = train(cfg)
@@ -30,12 +29,21 @@ def test_ae_beats_chance_clearly_on_the_easiest_machine(make_cfg):
     events = EventAccumulator(str(next((run / "tensorboard" / "ToyRotor").glob("events.out.tfevents.*")).parent))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    assert {"test/official_score", "test/ToyRotor/section_00/auc_source", "test/ToyRotor/section_00/pauc", "train/loss"} <= tags
+    assert {
+        "test/official_score",
+        "test/ToyRotor/section_00/auc_source",
+        "test/ToyRotor/section_00/pauc",
+        "train/loss",
+    } <= tags
     histograms = set(events.Tags()["histograms"])
-    assert {f"scores/ToyRotor/section_00/{d}_{l}" for d in ("source", "target") for l in ("normal", "anomaly")} <= histograms
+    assert {
+        f"scores/ToyRotor/section_00/{d}_{label}" for d in ("source", "target") for label in ("normal", "anomaly")
+    } <= histograms
     images = set(events.Tags()["images"])
     assert "roc/ToyRotor/section_00" in images
-    assert {f"log_mel/ToyRotor/section_00/{d}_{l}" for d in ("source", "target") for l in ("normal", "anomaly")} <= images
+    assert {
+        f"log_mel/ToyRotor/section_00/{d}_{label}" for d in ("source", "target") for label in ("normal", "anomaly")
+    } <= images
     assert "_hparams_/session_end_info" in events.PluginTagToContent("hparams")
     # AUC / pAUC curves over the 30 epochs: one point every 5 epochs
     curve = events.Scalars("epoch/ToyRotor/section_00/auc_target")
@@ -101,8 +109,14 @@ def section_rows(result_csv: Path) -> dict[str, list[float]]:
 
 def test_cli_multirun_machines_by_models_with_a_failing_job_and_summary(tmp_path, run_cli):
     # 3 machine types x 2 models; "fan" is not in the synthetic data, so its two jobs fail
-    done = run_cli("asd.train", "-m", "machine=ToyRotor,fan,ToyHum", "model=ae,mfn_arcface", "debug=fdr",
-                   "callbacks.progress_bar.refresh_rate=0")  # fmt: skip
+    done = run_cli(
+        "asd.train",
+        "-m",
+        "machine=ToyRotor,fan,ToyHum",
+        "model=ae,mfn_arcface",
+        "debug=fdr",
+        "callbacks.progress_bar.refresh_rate=0",
+    )
     assert done.returncode == 1, done.stderr[-3000:]
     assert "2 job(s) failed (2, 3)" in done.stderr
     sweep = next((tmp_path / "logs" / "debug" / "multiruns").iterdir())
@@ -112,8 +126,13 @@ def test_cli_multirun_machines_by_models_with_a_failing_job_and_summary(tmp_path
     assert jobs == ["0", "1", "4", "5"]  # the failures lost nothing of the others
 
     summary = pd.read_csv(sweep / "summary.csv")
-    assert set(summary["configuration"]) == {f"model={m} debug=fdr callbacks.progress_bar.refresh_rate=0" for m in ("ae", "mfn_arcface")}
-    for model, machine_jobs in {"ae": {"ToyRotor": "0", "ToyHum": "4"}, "mfn_arcface": {"ToyRotor": "1", "ToyHum": "5"}}.items():
+    assert set(summary["configuration"]) == {
+        f"model={m} debug=fdr callbacks.progress_bar.refresh_rate=0" for m in ("ae", "mfn_arcface")
+    }
+    for model, machine_jobs in {
+        "ae": {"ToyRotor": "0", "ToyHum": "4"},
+        "mfn_arcface": {"ToyRotor": "1", "ToyHum": "5"},
+    }.items():
         rows = summary[summary["configuration"].str.startswith(f"model={model} ")].set_index("machine")
         assert rows.loc["fan", "status"].startswith("failed: asd.data.index.DatasetError")
         per_job = {}
@@ -146,13 +165,22 @@ def test_mfn_arcface_with_knn_end_to_end(make_cfg):
     # this small model's AUC (source) over seeds 1-3 is 0.86-0.92 (0.75 at seed 1234); chance is 0.5
     assert metrics["ToyRotor/section_00/auc_source"] > 0.7
     assert metrics["official_score"] > 0.65
-    checkpoint = torch.load(Path(cfg.paths.output_dir) / "tensorboard" / "ToyRotor" / "checkpoints" / "last.ckpt", weights_only=False)
-    assert checkpoint["class_names"] == [f"ToyRotor/section_00/spd_{s}_loc_{l}" for s in "12" for l in "AB"]
+    checkpoint = torch.load(
+        Path(cfg.paths.output_dir) / "tensorboard" / "ToyRotor" / "checkpoints" / "last.ckpt", weights_only=False
+    )
+    assert checkpoint["class_names"] == [f"ToyRotor/section_00/spd_{s}_loc_{loc}" for s in "12" for loc in "AB"]
 
 
 def test_mfn_logits_with_the_classifier_score(make_cfg):
-    cfg = make_cfg("model=mfn_adacos", "backend=classifier", "model.representation=logits", "model.use_tgram=true",
-                   "machine=ToyHum", "debug=fdr", *TINY_MFN)  # fmt: skip
+    cfg = make_cfg(
+        "model=mfn_adacos",
+        "backend=classifier",
+        "model.representation=logits",
+        "model.use_tgram=true",
+        "machine=ToyHum",
+        "debug=fdr",
+        *TINY_MFN,
+    )
     metrics, _ = train(cfg)
     assert 0.0 <= metrics["official_score"] <= 1.0
 
@@ -196,8 +224,15 @@ def test_optuna_search_resumes_and_scores_a_failed_trial_worst(tmp_path, run_cli
 
 
 def test_parallel_launcher_runs_jobs_in_two_worker_processes(tmp_path, run_cli):
-    done = run_cli("asd.train", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "machine=ToyRotor,ToyHum",
-                   "debug=fdr", "callbacks.progress_bar.refresh_rate=0")  # fmt: skip
+    done = run_cli(
+        "asd.train",
+        "-m",
+        "hydra/launcher=parallel",
+        "hydra.launcher.n_jobs=2",
+        "machine=ToyRotor,ToyHum",
+        "debug=fdr",
+        "callbacks.progress_bar.refresh_rate=0",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Joblib.Parallel(n_jobs=2" in done.stdout + done.stderr
     sweep = next((tmp_path / "logs" / "debug" / "multiruns").iterdir())

@@ -75,11 +75,19 @@ def summary(args) -> int:
             problems += read_attributes_csv(csv_path).problems
         for (split, domain, label), n in sorted(counts.items()):
             count_rows.append({"machine": machine, "split": split, "domain": domain, "label": label, "clips": n})
-        attribute_rows += [{"machine": machine, "key": k, "value": v, "clips": n} for (k, v), n in sorted(values.items())]
+        attribute_rows += [
+            {"machine": machine, "key": k, "value": v, "clips": n} for (k, v), n in sorted(values.items())
+        ]
         count_rows.append(
-            {"machine": machine, "split": "all", "domain": "", "label": "", "clips": sum(counts.values()),
-             "duration_s": f"{min(durations, default=0):.2f}-{max(durations, default=0):.2f}",
-             "sample_rates": " ".join(f"{r}" for r in sorted(rates))}  # fmt: skip
+            {
+                "machine": machine,
+                "split": "all",
+                "domain": "",
+                "label": "",
+                "clips": sum(counts.values()),
+                "duration_s": f"{min(durations, default=0):.2f}-{max(durations, default=0):.2f}",
+                "sample_rates": " ".join(f"{r}" for r in sorted(rates)),
+            }
         )
     table, attributes = pd.DataFrame(count_rows).fillna(""), pd.DataFrame(attribute_rows)
     out = Path(args.out)
@@ -99,7 +107,9 @@ def summary(args) -> int:
 
 def _markdown(table: pd.DataFrame) -> str:
     header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns)
-    return "\n".join([header] + ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)])
+    return "\n".join(
+        [header] + ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    )
 
 
 def rebuild(args) -> int:
@@ -155,7 +165,13 @@ def _pair_candidates(clips, per_kind: int, rng: np.random.Generator):
 
 
 def _metadata(info) -> dict:
-    return {"domain": info.domain, "split": info.split, "label": info.label, "section": info.section_id, **info.attribute_dict}
+    return {
+        "domain": info.domain,
+        "split": info.split,
+        "label": info.label,
+        "section": info.section_id,
+        **info.attribute_dict,
+    }
 
 
 def pairs(args) -> int:
@@ -184,24 +200,41 @@ def pairs(args) -> int:
                     "metadata_a": meta_a,
                     "metadata_b": meta_b,
                     "same": {k: v for k, v in meta_a.items() if meta_b.get(k) == v},
-                    "different": {k: [meta_a.get(k), meta_b.get(k)] for k in sorted(set(meta_a) | set(meta_b)) if meta_a.get(k) != meta_b.get(k)},
+                    "different": {
+                        k: [meta_a.get(k), meta_b.get(k)]
+                        for k in sorted(set(meta_a) | set(meta_b))
+                        if meta_a.get(k) != meta_b.get(k)
+                    },
                     "figure": str(figure),
                     "same_note": old.get("same_note", ""),
                     "difference_note": old.get("difference_note", ""),
                 }
             )
-    kept = [e for pid, e in previous.items() if pid not in {x["id"] for x in entries} and (e.get("same_note") or e.get("difference_note"))]
+    kept = [
+        e
+        for pid, e in previous.items()
+        if pid not in {x["id"] for x in entries} and (e.get("same_note") or e.get("difference_note"))
+    ]
     notes_path.write_text(json.dumps(entries + kept, indent=1))
-    print(f"{len(entries)} pairs -> {notes_path} (+{len(kept)} earlier pairs kept for their notes), figures in {out / 'pairs'}")
+    print(
+        f"{len(entries)} pairs -> {notes_path} (+{len(kept)} earlier pairs kept for their notes), figures in {out / 'pairs'}"
+    )
     return 0
 
 
-def _axes_values(log_mel: np.ndarray, config: FeatureConfig = FeatureConfig()) -> tuple[float, np.ndarray]:
+def _axes_values(log_mel: np.ndarray, config: FeatureConfig | None = None) -> tuple[float, np.ndarray]:
     """Duration in seconds and each mel band's centre frequency in Hz, for labelled axes."""
     import torchaudio
 
+    config = config or FeatureConfig()
     filters = torchaudio.functional.melscale_fbanks(
-        config.n_fft // 2 + 1, 0.0, config.sample_rate / 2, config.n_mels, config.sample_rate, norm="slaney", mel_scale="slaney"
+        config.n_fft // 2 + 1,
+        0.0,
+        config.sample_rate / 2,
+        config.n_mels,
+        config.sample_rate,
+        norm="slaney",
+        mel_scale="slaney",
     )
     fft_hz = np.linspace(0, config.sample_rate / 2, config.n_fft // 2 + 1)
     seconds = log_mel.shape[1] * config.hop_length / config.sample_rate
@@ -283,10 +316,18 @@ def plots(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m asd.eda", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, function in (("summary", summary), ("rebuild-attributes", rebuild), ("extract", extract), ("pairs", pairs), ("plots", plots)):
+    for name, function in (
+        ("summary", summary),
+        ("rebuild-attributes", rebuild),
+        ("extract", extract),
+        ("pairs", pairs),
+        ("plots", plots),
+    ):
         command = commands.add_parser(name)
         command.set_defaults(function=function)
-        command.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="dataset root (default: the synthetic set)")
+        command.add_argument(
+            "--root", type=Path, default=DEFAULT_ROOT, help="dataset root (default: the synthetic set)"
+        )
         command.add_argument("--split", choices=sorted(DATA_SPLIT_DIRS), default="dev")
         command.add_argument("--machines", nargs="*", help="machine types (default: all)")
         command.add_argument("--out", type=Path, default=Path("logs/eda"))

@@ -83,7 +83,9 @@ def check_arguments(args: argparse.Namespace, system: System) -> None:
 
 
 @torch.no_grad()
-def score_files(system: System, section: str, files: list[Path], window_s=None, hop_s=None, progress=False) -> list[dict]:
+def score_files(
+    system: System, section: str, files: list[Path], window_s=None, hop_s=None, progress=False
+) -> list[dict]:
     module, rate = system.module, system.feature_config.sample_rate
     audio_config = replace(system.audio_config, resample=True)  # new recordings come at any rate
     log_mel = LogMel(system.feature_config)
@@ -96,7 +98,9 @@ def score_files(system: System, section: str, files: list[Path], window_s=None, 
             rows.append({"file": str(path), "section": section, "error": str(err)})
             continue
         if waveform.numel() / rate < shortest:
-            error = f"{path}: {waveform.numel() / rate:.3f} s of audio, shorter than the {shortest:.3f} s this system needs"
+            error = (
+                f"{path}: {waveform.numel() / rate:.3f} s of audio, shorter than the {shortest:.3f} s this system needs"
+            )
             rows.append({"file": str(path), "section": section, "error": error})
             continue
         try:
@@ -117,7 +121,13 @@ def score_files(system: System, section: str, files: list[Path], window_s=None, 
                     }
                 )
         except Exception as err:  # one file the model cannot take must not cost the others' scores
-            rows.append({"file": str(path), "section": section, "error": f"{path}: scoring failed ({type(err).__name__}: {err})"})
+            rows.append(
+                {
+                    "file": str(path),
+                    "section": section,
+                    "error": f"{path}: scoring failed ({type(err).__name__}: {err})",
+                }
+            )
             continue
         rows += file_rows
     return rows

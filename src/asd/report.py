@@ -30,19 +30,30 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from asd.evaluation.metrics import (
+    YEAR_METRICS,
     SectionResult,
     official_score_ci95,
     read_clip_scores,
     score_definition_year,
     year_official_score,
     year_section_metrics,
-    YEAR_METRICS,
 )
 
 log = logging.getLogger(__name__)
 
 METRIC_COLUMNS = ["AUC", "AUC (source)", "AUC (target)", "pAUC", "pAUC (source)", "pAUC (target)"]
-SUMMARY_COLUMNS = ["configuration", "dataset", "year", "machine", "sections", *METRIC_COLUMNS, "score", "ci95", "jobs", "status"]
+SUMMARY_COLUMNS = [
+    "configuration",
+    "dataset",
+    "year",
+    "machine",
+    "sections",
+    *METRIC_COLUMNS,
+    "score",
+    "ci95",
+    "jobs",
+    "status",
+]
 OFFICIAL = "official score"
 
 
@@ -123,7 +134,14 @@ def group_rows(configuration: str, dataset: str, jobs: list[Job]) -> list[dict]:
         # a machine type tested by an earlier job of the same configuration counts once
         repeated = sorted({s.machine for s in job.sections if jobs_by_machine.get(s.machine, job.name) != job.name})
         for machine in repeated:
-            rows.append({**base, "machine": machine, "jobs": job.name, "status": f"skipped: also tested by job {jobs_by_machine[machine]}"})
+            rows.append(
+                {
+                    **base,
+                    "machine": machine,
+                    "jobs": job.name,
+                    "status": f"skipped: also tested by job {jobs_by_machine[machine]}",
+                }
+            )
         for section in job.sections:
             if section.machine not in repeated:
                 jobs_by_machine[section.machine] = job.name
@@ -134,18 +152,33 @@ def group_rows(configuration: str, dataset: str, jobs: list[Job]) -> list[dict]:
     for machine, sections in sorted(sections_by_machine.items()):
         metrics = [year_section_metrics(s, year) for s in sections]
         means = {name: _percent(np.mean([m[name] for m in metrics])) for name in YEAR_METRICS[definition]}
-        machine_rows.append({**base, "machine": machine, "sections": len(sections), **means,
-                             "score": _percent(year_official_score(metrics, year)), "jobs": jobs_by_machine[machine], "status": "ok"})  # fmt: skip
+        machine_rows.append(
+            {
+                **base,
+                "machine": machine,
+                "sections": len(sections),
+                **means,
+                "score": _percent(year_official_score(metrics, year)),
+                "jobs": jobs_by_machine[machine],
+                "status": "ok",
+            }
+        )
         everything += sections
         all_metrics += metrics
     rows = machine_rows + rows
     failed = sum(job.error is not None for job in jobs)
     if everything:
-        rows.append({**base, "machine": OFFICIAL, "sections": len(everything),
-                     "score": _percent(year_official_score(all_metrics, year)),
-                     "ci95": _percent(official_score_ci95(everything)),
-                     "jobs": " ".join(job.name for job in jobs),
-                     "status": f"incomplete: {failed} failed job(s)" if failed else "ok"})  # fmt: skip
+        rows.append(
+            {
+                **base,
+                "machine": OFFICIAL,
+                "sections": len(everything),
+                "score": _percent(year_official_score(all_metrics, year)),
+                "ci95": _percent(official_score_ci95(everything)),
+                "jobs": " ".join(job.name for job in jobs),
+                "status": f"incomplete: {failed} failed job(s)" if failed else "ok",
+            }
+        )
     return rows
 
 
@@ -158,7 +191,9 @@ def summarise(sweep_dir: Path) -> pd.DataFrame:
     for (configuration, dataset), group in groups.items():
         years = {job.year for job in group}
         if len(years) > 1:
-            raise ReportError(f"{sweep_dir}: jobs {[j.name for j in group]} test {dataset} under different years {sorted(years)}")
+            raise ReportError(
+                f"{sweep_dir}: jobs {[j.name for j in group]} test {dataset} under different years {sorted(years)}"
+            )
         rows += group_rows(configuration, dataset, group)
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS).astype({"sections": "Int64"})
 
@@ -175,7 +210,9 @@ def markdown(summary: pd.DataFrame) -> str:
         lines.append("| configuration | " + " | ".join(machines) + " | official score | ± ci95 |")
         lines.append("|---" * (len(machines) + 3) + "|")
         for configuration, rows in table.groupby("configuration", sort=False):
-            by_machine = {r["machine"]: r for _, r in rows.iterrows() if r["status"] == "ok" or r["machine"] == OFFICIAL}
+            by_machine = {
+                r["machine"]: r for _, r in rows.iterrows() if r["status"] == "ok" or r["machine"] == OFFICIAL
+            }
             cells = [" / ".join(f"{by_machine[m][n]:.2f}" for n in names) if m in by_machine else "—" for m in machines]
             official = by_machine.get(OFFICIAL)
             score = f"{official['score']:.2f}" if official is not None else "—"
@@ -187,7 +224,9 @@ def markdown(summary: pd.DataFrame) -> str:
     problems = summary[~summary["status"].isin(["ok"]) & (summary["machine"] != OFFICIAL)]
     if len(problems):
         lines += ["## Jobs without results", ""]
-        lines += [f"- job {r['jobs']} (`{r['configuration']}`, {r['machine']}): {r['status']}" for _, r in problems.iterrows()]
+        lines += [
+            f"- job {r['jobs']} (`{r['configuration']}`, {r['machine']}): {r['status']}" for _, r in problems.iterrows()
+        ]
         lines.append("")
     return "\n".join(lines)
 
@@ -229,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         summary = write_report(args.multirun_dir)
     except ReportError as error:
-        raise SystemExit(f"error: {error}")
+        raise SystemExit(f"error: {error}") from None
     print(markdown(summary))
 
 

@@ -90,7 +90,9 @@ def _split_base_weights(module: AnomalyDetectionModule) -> tuple[dict, dict]:
     state = module.state_dict()
     if prefix is None:
         return state, {}
-    return {k: v for k, v in state.items() if not k.startswith(prefix)}, {k: v for k, v in state.items() if k.startswith(prefix)}
+    return {k: v for k, v in state.items() if not k.startswith(prefix)}, {
+        k: v for k, v in state.items() if k.startswith(prefix)
+    }
 
 
 def save_system(path: Path, module: AnomalyDetectionModule, datamodule, cfg: DictConfig) -> None:
@@ -117,7 +119,9 @@ def _only_our_targets(config, file: Path, where: str = "") -> None:
     if isinstance(config, dict):
         target = config.get("_target_")
         if target is not None and not (isinstance(target, str) and target.startswith("asd.")):
-            raise RunDirectoryError(f"{file}: refused: its config names {target!r} at {where or 'the top'}; systems may only build asd classes")
+            raise RunDirectoryError(
+                f"{file}: refused: its config names {target!r} at {where or 'the top'}; systems may only build asd classes"
+            )
         for key, item in config.items():
             _only_our_targets(item, file, f"{where}.{key}" if where else str(key))
     elif isinstance(config, list):

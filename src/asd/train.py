@@ -1,8 +1,8 @@
 """Train and test a model on one or more machine types.
 
-    python -m asd.train                                   # AE on the embedded synthetic data
-    python -m asd.train data=dcase2024 data.root=/path machine=fan model=ae backend=mahalanobis
-    python -m asd.train -m machine=ToyRotor,ToyHum        # one job per machine type
+python -m asd.train                                   # AE on the embedded synthetic data
+python -m asd.train data=dcase2024 data.root=/path machine=fan model=ae backend=mahalanobis
+python -m asd.train -m machine=ToyRotor,ToyHum        # one job per machine type
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ from asd.system import save_system
 log = logging.getLogger(__name__)
 
 # The unique part of run and sweep folder names (conf/hydra/default.yaml).
-OmegaConf.register_new_resolver("asd_run_id", lambda: f"{os.getpid()}-{secrets.token_hex(2)}", use_cache=True, replace=True)
+OmegaConf.register_new_resolver(
+    "asd_run_id", lambda: f"{os.getpid()}-{secrets.token_hex(2)}", use_cache=True, replace=True
+)
 
 
 def config_dir() -> str:
@@ -74,7 +76,9 @@ def resume_checkpoint(cfg: DictConfig, loggers: list, output_dir: Path) -> str |
     relative = Path(loggers[0].log_dir).resolve().relative_to(output_dir.resolve())
     checkpoint = Path(cfg.resume_from) / relative / "checkpoints" / "last.ckpt"
     if not checkpoint.is_file():
-        raise FileNotFoundError(f"{checkpoint}: no checkpoint to resume from (the run stopped before its first epoch ended?)")
+        raise FileNotFoundError(
+            f"{checkpoint}: no checkpoint to resume from (the run stopped before its first epoch ended?)"
+        )
     log.info("resuming from %s", checkpoint)
     return str(checkpoint)
 

@@ -12,4 +12,12 @@ from asd.backends.mahalanobis import MahalanobisBackend
 from asd.backends.mse import MSEBackend
 from asd.backends.selective_mahalanobis import SelectiveMahalanobisBackend
 
-__all__ = ["ScoringBackend", "cross_fitted_scores", "MSEBackend", "SelectiveMahalanobisBackend", "MahalanobisBackend", "KNNBackend", "ClassifierScoreBackend"]
+__all__ = [
+    "ScoringBackend",
+    "cross_fitted_scores",
+    "MSEBackend",
+    "SelectiveMahalanobisBackend",
+    "MahalanobisBackend",
+    "KNNBackend",
+    "ClassifierScoreBackend",
+]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from abc import ABC, abstractmethod
 from collections import defaultdict
-from typing import Hashable, Sequence
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 
@@ -82,7 +82,9 @@ def cross_fitted_scores(
         seen[section] += 1
     too_small = sorted(str(s) for s, n in seen.items() if n < 2)
     if too_small:
-        raise ValueError(f"out-of-sample training scores need at least 2 training clips per section; {too_small} have 1")
+        raise ValueError(
+            f"out-of-sample training scores need at least 2 training clips per section; {too_small} have 1"
+        )
     scores = np.empty(len(representations))
     for fold in range(folds):
         held_out = np.flatnonzero(fold_of == fold)

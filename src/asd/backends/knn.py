@@ -91,7 +91,8 @@ class KNNBackend(ScoringBackend):
         # every row of every clip against each bank in one matrix product, then back to clips
         queries = normalise(np.concatenate(representations))
         per_domain = [
-            mean_knn_cosine_distance(queries, bank, self.k.get(domain, 1)) / scale for domain, (bank, scale) in state.items()
+            mean_knn_cosine_distance(queries, bank, self.k.get(domain, 1)) / scale
+            for domain, (bank, scale) in state.items()
         ]
         row_scores = np.min(per_domain, axis=0)
         bounds = np.cumsum([0] + [len(r) for r in representations])

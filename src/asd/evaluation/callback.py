@@ -27,7 +27,9 @@ def metric_key(column: str) -> str:
     return column.lower().replace(" score", "").replace(" (", "_").replace(")", "").replace(" ", "_")
 
 
-def section_results(clips, collected: dict[int, tuple[float, int]], labelled: bool) -> dict[tuple[str, str], SectionResult]:
+def section_results(
+    clips, collected: dict[int, tuple[float, int]], labelled: bool
+) -> dict[tuple[str, str], SectionResult]:
     """Test clips' (score, decision) by clip index, grouped per machine type and section.
 
     Without test labels (evaluation data without ground truth), labels and domains are -1.
@@ -57,7 +59,12 @@ def section_metric_logs(sections: list[SectionResult], prefix: str = "") -> dict
     metrics = {}
     for section in sections:
         values = section.metrics()
-        metrics.update({f"{prefix}{section.machine}/section_{section.section_id}/{metric_key(c)}": values[c] for c in SECTION_COLUMNS})
+        metrics.update(
+            {
+                f"{prefix}{section.machine}/section_{section.section_id}/{metric_key(c)}": values[c]
+                for c in SECTION_COLUMNS
+            }
+        )
     metrics[f"{prefix}official_score"] = official_score([s.metrics() for s in sections])
     return metrics
 
@@ -98,9 +105,19 @@ class OfficialEvaluationCallback(L.Callback):
         if not trainer.is_global_zero:
             return
         for section in results.values():
-            write_section(self.submission_dir, section.machine, section.section_id, section.file_names, section.scores, section.decisions)
+            write_section(
+                self.submission_dir,
+                section.machine,
+                section.section_id,
+                section.file_names,
+                section.scores,
+                section.decisions,
+            )
         if not labelled:
-            log.warning("test labels unknown (evaluation data without ground truth): wrote scores to %s only", self.submission_dir)
+            log.warning(
+                "test labels unknown (evaluation data without ground truth): wrote scores to %s only",
+                self.submission_dir,
+            )
             return
         metrics = section_metric_logs(self.sections, prefix="test/")
         pl_module.log_dict(metrics, rank_zero_only=True)
@@ -163,7 +180,11 @@ class OfficialEvaluationCallback(L.Callback):
             figure, axes = plt.subplots(1, len(indices), figsize=(4 * len(indices), 3), squeeze=False)
             for axis, i in zip(axes[0], indices):
                 axis.imshow(datamodule.test_log_mel(i).numpy(), origin="lower", aspect="auto", cmap="magma")
-                axis.set(title=f"{datamodule.test_clips[i].info.file_name[:40]}\nscore {self._collected[i][0]:.4g}", xlabel="frame", ylabel="mel bin")
+                axis.set(
+                    title=f"{datamodule.test_clips[i].info.file_name[:40]}\nscore {self._collected[i][0]:.4g}",
+                    xlabel="frame",
+                    ylabel="mel bin",
+                )
                 axis.title.set_fontsize(7)
             figure.tight_layout()
             writer.add_figure(f"log_mel/{machine}/section_{section_id}/{domain}_{label}", figure, global_step=0)
@@ -171,12 +192,23 @@ class OfficialEvaluationCallback(L.Callback):
     def _projector(self, writer, datamodule) -> None:
         clips = datamodule.test_clips
         metadata = [
-            [c.info.label, c.info.domain, section_key(c.info), format_attributes(c.info.attributes) or "none", c.info.file_name]
+            [
+                c.info.label,
+                c.info.domain,
+                section_key(c.info),
+                format_attributes(c.info.attributes) or "none",
+                c.info.file_name,
+            ]
             for c in clips
         ]
         embeddings = np.stack([self._embeddings[i] for i in range(len(clips))])
-        writer.add_embedding(embeddings, metadata=metadata, metadata_header=["label", "domain", "section", "attributes", "file"],
-                             tag="test_embeddings", global_step=0)  # fmt: skip
+        writer.add_embedding(
+            embeddings,
+            metadata=metadata,
+            metadata_header=["label", "domain", "section", "attributes", "file"],
+            tag="test_embeddings",
+            global_step=0,
+        )
 
 
 class EpochEvaluationCallback(L.Callback):

@@ -26,10 +26,17 @@ from sklearn.metrics import confusion_matrix, roc_auc_score
 MAX_FPR = 0.1
 EPS = sys.float_info.epsilon
 SECTION_COLUMNS = [
-    "AUC (all)", "AUC (source)", "AUC (target)", "pAUC",
-    "precision (source)", "precision (target)", "recall (source)", "recall (target)",
-    "F1 score (source)", "F1 score (target)",
-]  # fmt: skip
+    "AUC (all)",
+    "AUC (source)",
+    "AUC (target)",
+    "pAUC",
+    "precision (source)",
+    "precision (target)",
+    "recall (source)",
+    "recall (target)",
+    "F1 score (source)",
+    "F1 score (target)",
+]
 DOMAINS = ("source", "target")
 
 
@@ -222,7 +229,9 @@ def write_result_csv(path: Path, sections: list[SectionResult], with_ci95: bool 
     """The official evaluator's ``<system>_result.csv`` for these sections."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as file:
-        csv.writer(file, lineterminator="\n").writerows([[format_cell(c) for c in row] for row in result_rows(sections, with_ci95)])
+        csv.writer(file, lineterminator="\n").writerows(
+            [[format_cell(c) for c in row] for row in result_rows(sections, with_ci95)]
+        )
     return path
 
 
@@ -258,7 +267,9 @@ def year_section_metrics(section: SectionResult, year: int) -> dict[str, float]:
         in_domain = section.domains == domain_index
         labels, scores = section.labels[in_domain], section.scores[in_domain]
         if set(np.unique(labels)) != {0, 1}:
-            raise MetricError(f"{section.machine} section {section.section_id}: the 2021 score needs normal and anomalous {domain} clips")
+            raise MetricError(
+                f"{section.machine} section {section.section_id}: the 2021 score needs normal and anomalous {domain} clips"
+            )
         result[f"AUC ({domain})"] = float(roc_auc_score(labels, scores))
         result[f"pAUC ({domain})"] = float(roc_auc_score(labels, scores, max_fpr=MAX_FPR))
     return result

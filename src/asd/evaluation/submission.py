@@ -28,7 +28,10 @@ def write_section(directory: str | Path, machine: str, section_id: str, file_nam
     """Write one section's anomaly scores and decisions in the official format."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    for kind, values in (("anomaly_score", [repr(float(s)) for s in scores]), ("decision_result", [str(int(d)) for d in decisions])):
+    for kind, values in (
+        ("anomaly_score", [repr(float(s)) for s in scores]),
+        ("decision_result", [str(int(d)) for d in decisions]),
+    ):
         with open(directory / score_file_name(kind, machine, section_id), "w", newline="") as file:
             csv.writer(file, lineterminator="\n").writerows(zip(file_names, values))
 
@@ -44,7 +47,9 @@ def read_values(path: Path, original_to_renamed: dict[str, str], as_int: bool) -
             raise SubmissionError(f"{path}:{line_no}: {cell!r} is not a number") from err
         if as_int:
             if value not in (0.0, 1.0):
-                raise SubmissionError(f"{path}:{line_no}: decision {cell!r} for {written_name}; decisions are 0 (normal) or 1 (anomalous)")
+                raise SubmissionError(
+                    f"{path}:{line_no}: decision {cell!r} for {written_name}; decisions are 0 (normal) or 1 (anomalous)"
+                )
             value = int(value)
         if name in values:
             raise SubmissionError(f"{path}:{line_no}: {written_name} is listed twice")
@@ -68,7 +73,9 @@ def load_submission(submission_dir: str | Path, ground_truth_dir: str | Path) ->
     submission_dir = Path(submission_dir)
     covered = ground_truth_sections(ground_truth_dir)
     uncovered = sorted(
-        p.name for p in submission_dir.glob("*.csv") if (m := _SUBMISSION_NAME.match(p.name)) and (m["machine"], m["section"]) not in covered
+        p.name
+        for p in submission_dir.glob("*.csv")
+        if (m := _SUBMISSION_NAME.match(p.name)) and (m["machine"], m["section"]) not in covered
     )
     if uncovered:
         raise SubmissionError(

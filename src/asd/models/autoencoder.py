@@ -26,7 +26,11 @@ class DenseAutoEncoder(nn.Module):
         super().__init__()
 
         def dense(inputs: int, outputs: int) -> list[nn.Module]:
-            return [nn.Linear(inputs, outputs), nn.BatchNorm1d(outputs, momentum=batch_norm_momentum, eps=batch_norm_eps), nn.ReLU()]
+            return [
+                nn.Linear(inputs, outputs),
+                nn.BatchNorm1d(outputs, momentum=batch_norm_momentum, eps=batch_norm_eps),
+                nn.ReLU(),
+            ]
 
         encoder = dense(input_dim, hidden_dim)
         for _ in range(n_hidden - 1):

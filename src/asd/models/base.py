@@ -15,7 +15,9 @@ from asd.evaluation.threshold import fit_gamma_threshold
 log = logging.getLogger(__name__)
 
 
-def decision_thresholds(scores: np.ndarray, domains: list[str], sections: list[str], percentile: float) -> dict[str, float]:
+def decision_thresholds(
+    scores: np.ndarray, domains: list[str], sections: list[str], percentile: float
+) -> dict[str, float]:
     """Per section, the gamma-fitted ``percentile`` quantile of its source-domain training clips'
     scores (all its clips where the domain is unknown, as in DCASE 2020).
 

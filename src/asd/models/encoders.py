@@ -42,7 +42,11 @@ class HuggingFaceEncoder(nn.Module):
         super().__init__()
         from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
 
-        directory = _require(path, "Hugging Face model directory", "e.g. `huggingface-cli download MIT/ast-finetuned-audioset-10-10-0.4593 --local-dir <dir>`")
+        directory = _require(
+            path,
+            "Hugging Face model directory",
+            "e.g. `huggingface-cli download MIT/ast-finetuned-audioset-10-10-0.4593 --local-dir <dir>`",
+        )
         try:
             config = AutoConfig.from_pretrained(directory, local_files_only=True)
             self.model = AutoModel.from_pretrained(directory, local_files_only=True).eval()
@@ -77,7 +81,11 @@ class BEATsEncoder(nn.Module):
         super().__init__()
         from openbeats.beats_encoder import BeatsEncoder
 
-        file = _require(path, "BEATs checkpoint", "e.g. BEATs_iter3_plus_AS2M.pt from https://github.com/microsoft/unilm/tree/master/beats")
+        file = _require(
+            path,
+            "BEATs checkpoint",
+            "e.g. BEATs_iter3_plus_AS2M.pt from https://github.com/microsoft/unilm/tree/master/beats",
+        )
         try:
             checkpoint = torch.load(file, map_location="cpu", weights_only=True)
         except Exception as err:  # torch raises several types for non-checkpoint files

@@ -12,7 +12,10 @@ from torch import nn
 
 class ConvBlock(nn.Sequential):
     def __init__(self, inputs, outputs, kernel, stride=1, padding=0, groups=1, linear=False):
-        layers = [nn.Conv2d(inputs, outputs, kernel, stride, padding, groups=groups, bias=False), nn.BatchNorm2d(outputs)]
+        layers = [
+            nn.Conv2d(inputs, outputs, kernel, stride, padding, groups=groups, bias=False),
+            nn.BatchNorm2d(outputs),
+        ]
         if not linear:
             layers.append(nn.PReLU(outputs))
         super().__init__(*layers)
@@ -83,7 +86,9 @@ class MobileFaceNet(nn.Module):
         layers.append(ConvBlock(current, final_channels, 1))
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.embedding = nn.Sequential(nn.Linear(final_channels, embedding_dim, bias=False), nn.BatchNorm1d(embedding_dim))
+        self.embedding = nn.Sequential(
+            nn.Linear(final_channels, embedding_dim, bias=False), nn.BatchNorm1d(embedding_dim)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.embedding(self.pool(self.features(x)).flatten(1))
@@ -96,7 +101,9 @@ class ArcMarginHead(nn.Module):
     angle instead of being fixed.
     """
 
-    def __init__(self, embedding_dim: int, n_classes: int, scale: float = 30.0, margin: float = 0.5, adaptive_scale: bool = False):
+    def __init__(
+        self, embedding_dim: int, n_classes: int, scale: float = 30.0, margin: float = 0.5, adaptive_scale: bool = False
+    ):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(n_classes, embedding_dim))
         nn.init.xavier_uniform_(self.weight)
