@@ -190,10 +190,10 @@ def test_a_temporary_file_left_by_a_killed_extraction_is_cleaned_up(tmp_path):
             f"""
 import time
 from pathlib import Path
-from asd.data.features import _write_atomically
+from asd.files import write_atomically
 def slow(file):
     file.write(b"partial"); file.flush(); print("writing", flush=True); time.sleep(60)
-_write_atomically(Path({str(cache_dir / "ab" / "entry.npy")!r}), slow)
+write_atomically(Path({str(cache_dir / "ab" / "entry.npy")!r}), slow)
 """,
         ],
         stdout=subprocess.PIPE,

@@ -13,7 +13,6 @@ from asd.evaluation.metrics import (
     official_score,
     read_clip_scores,
     write_clip_scores,
-    year_official_score,
     year_section_metrics,
 )
 from asd.report import ReportError, main, write_report
@@ -65,10 +64,10 @@ def test_year_definitions():
     target = section.domains == 1
     assert in_2021["AUC (target)"] == roc_auc_score(section.labels[target], section.scores[target])
     assert in_2021["pAUC (source)"] == roc_auc_score(section.labels[~target], section.scores[~target], max_fpr=0.1)
-    assert year_official_score([in_2021], 2021) == pytest.approx(scipy.stats.hmean(list(in_2021.values())), abs=1e-15)
-    assert year_official_score([in_2020], 2020) == pytest.approx(np.mean(list(in_2020.values())), abs=1e-15)
+    assert official_score([in_2021], 2021) == pytest.approx(scipy.stats.hmean(list(in_2021.values())), abs=1e-15)
+    assert official_score([in_2020], 2020) == pytest.approx(np.mean(list(in_2020.values())), abs=1e-15)
     for year in (2022, 2024, 2025):
-        assert year_official_score([year_section_metrics(section, year)], year) == official_score([section.metrics()])
+        assert official_score([year_section_metrics(section, year)], year) == official_score([section.metrics()])
     with pytest.raises(ValueError, match="before 2020"):
         year_section_metrics(section, 2019)
 
@@ -83,10 +82,10 @@ def test_report_groups_by_configuration_and_uses_the_years_definition(tmp_path, 
     for configuration, sections in (("model=ae", ae), ("model=pretrained", knn)):
         metrics = [year_section_metrics(s, year) for s in sections]
         official = summary.loc[(configuration, "official score")]
-        assert official["score"] == pytest.approx(100 * year_official_score(metrics, year), abs=1e-9)
+        assert official["score"] == pytest.approx(100 * official_score(metrics, year), abs=1e-9)
         assert official["year"] == year and official["status"] == "ok"
         fan = summary.loc[(configuration, "fan")]
-        assert fan["score"] == pytest.approx(100 * year_official_score(metrics[:1], year), abs=1e-9)
+        assert fan["score"] == pytest.approx(100 * official_score(metrics[:1], year), abs=1e-9)
     assert summary.loc[("model=ae", "official score"), "jobs"] == "0 1"
     columns = {2020: "AUC", 2021: "pAUC (target)", 2024: "AUC (target)"}[year]
     assert not np.isnan(summary.loc[("model=ae", "fan"), columns])
@@ -113,7 +112,7 @@ def test_a_machine_type_tested_twice_in_one_configuration_counts_once(tmp_path):
     assert skipped[["machine", "jobs", "status"]].values.tolist() == [["fan", "1", "skipped: also tested by job 0"]]
     official = summary.set_index("machine").loc["official score"]
     used = [first[0], second[1]]
-    expected = year_official_score([year_section_metrics(s, 2024) for s in used], 2024)
+    expected = official_score([year_section_metrics(s, 2024) for s in used], 2024)
     assert official["score"] == pytest.approx(100 * expected, abs=1e-9) and official["sections"] == 2
 
 

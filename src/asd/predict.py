@@ -12,7 +12,6 @@ are still scored; the exit status is 1 when any failed.
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import math
 import sys
@@ -25,6 +24,7 @@ from tqdm import tqdm
 from asd.data.audio import AudioError, load_audio
 from asd.data.features import LogMel
 from asd.data.filenames import AUDIO_SUFFIXES
+from asd.files import write_csv
 from asd.system import RunDirectoryError, System, load_systems
 
 COLUMNS = ["file", "start_s", "end_s", "section", "anomaly_score", "decision", "error"]
@@ -158,11 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no audio files in {' '.join(args.inputs)}", file=sys.stderr)
         return 2
     rows = score_files(system, section, files, args.window, args.hop, progress=len(files) > 20)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(args.out, [COLUMNS] + [[row.get(column, "") for column in COLUMNS] for row in rows])
     failed = [r for r in rows if r["error"]]
     for row in rows[:20]:
         shown = row["error"] or f"{row['anomaly_score']:.4f}  {'ANOMALY' if row['decision'] else 'normal'}"

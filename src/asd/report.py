@@ -32,12 +32,13 @@ from omegaconf import DictConfig, OmegaConf
 from asd.evaluation.metrics import (
     YEAR_METRICS,
     SectionResult,
+    official_score,
     official_score_ci95,
     read_clip_scores,
     score_definition_year,
-    year_official_score,
     year_section_metrics,
 )
+from asd.files import write_text
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ def group_rows(configuration: str, dataset: str, jobs: list[Job]) -> list[dict]:
                 "machine": machine,
                 "sections": len(sections),
                 **means,
-                "score": _percent(year_official_score(metrics, year)),
+                "score": _percent(official_score(metrics, year)),
                 "jobs": jobs_by_machine[machine],
                 "status": "ok",
             }
@@ -173,7 +174,7 @@ def group_rows(configuration: str, dataset: str, jobs: list[Job]) -> list[dict]:
                 **base,
                 "machine": OFFICIAL,
                 "sections": len(everything),
-                "score": _percent(year_official_score(all_metrics, year)),
+                "score": _percent(official_score(all_metrics, year)),
                 "ci95": _percent(official_score_ci95(everything)),
                 "jobs": " ".join(job.name for job in jobs),
                 "status": f"incomplete: {failed} failed job(s)" if failed else "ok",
@@ -235,8 +236,8 @@ def write_report(sweep_dir: Path) -> pd.DataFrame:
     """Write ``summary.csv`` and ``summary.md`` into ``sweep_dir``; return the summary."""
     sweep_dir = Path(sweep_dir)
     summary = summarise(sweep_dir)
-    summary.to_csv(sweep_dir / "summary.csv", index=False)
-    (sweep_dir / "summary.md").write_text(markdown(summary))
+    write_text(sweep_dir / "summary.csv", summary.to_csv(index=False))
+    write_text(sweep_dir / "summary.md", markdown(summary))
     log.info("multirun summary: %s", sweep_dir / "summary.md")
     return summary
 

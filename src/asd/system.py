@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from asd.data.audio import AudioConfig
 from asd.data.features import FeatureConfig
+from asd.files import write_atomically
 from asd.models.base import AnomalyDetectionModule
 
 SYSTEM_FORMAT = 2
@@ -109,10 +110,7 @@ def save_system(path: Path, module: AnomalyDetectionModule, datamodule, cfg: Dic
         "feature_config": asdict(datamodule.feature_config),
         "audio_config": asdict(datamodule.audio_config),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, temporary)
-    temporary.replace(path)  # a killed run never leaves a half-written system behind
+    write_atomically(path, lambda file: torch.save(payload, file))
 
 
 def _only_our_targets(config, file: Path, where: str = "") -> None:

@@ -23,7 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from asd.config_types import check_config_types
 from asd.evaluation.callback import OfficialEvaluationCallback, section_metric_logs
-from asd.evaluation.metrics import SectionResult, harmonic_mean, official_score, write_clip_scores, write_result_csv
+from asd.evaluation.metrics import SectionResult, official_score, write_clip_scores, write_result_csv
+from asd.files import write_text
 from asd.system import save_system
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def summary_table(sections: list[SectionResult]) -> pd.DataFrame:
     for section in sorted(sections, key=lambda s: (s.machine, s.section_id)):
         m = section.metrics()
         values = [m["AUC (source)"], m["AUC (target)"], m["pAUC"]]
-        rows.append([section.machine, section.section_id, *values, harmonic_mean(values)])
+        rows.append([section.machine, section.section_id, *values, official_score([m])])
     table = pd.DataFrame(rows, columns=["machine", "section", "AUC (source)", "AUC (target)", "pAUC", "score"])
     overall = official_score([s.metrics() for s in sections])
     table.loc[len(table)] = ["official score", "", None, None, None, overall]
@@ -113,7 +114,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         write_result_csv(output_dir / "result.csv", sections, with_ci95=False)
         write_clip_scores(output_dir / "scores.csv", sections)
         table = summary_table(sections)
-        table.to_csv(output_dir / "summary.csv", index=False)
+        write_text(output_dir / "summary.csv", table.to_csv(index=False))
         log.info("results (%%) for %s:\n%s", output_dir, table.to_string(index=False, float_format="%.2f", na_rep=""))
         metrics = section_metric_logs(sections)
     else:
@@ -127,7 +128,7 @@ def main(cfg: DictConfig) -> float | None:
     try:
         metrics, _ = train(cfg)
     except Exception:
-        (Path(cfg.paths.output_dir) / "error.txt").write_text(traceback.format_exc())
+        write_text(Path(cfg.paths.output_dir) / "error.txt", traceback.format_exc())
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             raise
         # In a multirun the other jobs go on: the failure stays on record in this job's folder and

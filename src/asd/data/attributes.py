@@ -25,6 +25,7 @@ from pathlib import Path
 
 from asd.data.filenames import AUDIO_SUFFIXES, FileNameError, format_attributes, parse_file_name
 from asd.data.index import audio_files
+from asd.files import write_text
 
 SPLITS = ("train", "test", "supplemental")
 
@@ -137,10 +138,7 @@ def rebuild_attributes_csv(
         writer.writerow(["file_name"] + [f"d{i + 1}{part}" for i in range(width) for part in ("p", "v")])
         for relative, pairs in rows:
             writer.writerow([relative] + [cell for pair in pairs for cell in pair])
-        handle, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
-        with os.fdopen(handle, "w", newline="") as file:
-            file.write(buffer.getvalue())
-        os.replace(temporary, csv_path)
+        write_text(csv_path, buffer.getvalue())
     return changes
 
 

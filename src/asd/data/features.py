@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
-import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ import torch
 import torchaudio
 
 from asd.data.audio import AudioConfig, load_audio
+from asd.files import remove_orphaned_temporaries, write_atomically
 
 
 @dataclass(frozen=True)
@@ -126,54 +125,8 @@ class FeatureCache:
     def store(self, keys: list[str], log_mels: list[np.ndarray]) -> None:
         features_entry, frames_entry = self._entries(keys)
         features = np.concatenate(log_mels, axis=-1)
-        _write_atomically(features_entry, lambda file: np.save(file, features))
-        _write_atomically(frames_entry, lambda file: np.save(file, np.array([m.shape[-1] for m in log_mels])))
-
-
-#: A temporary file this old whose writer is gone was left by a killed process.
-ORPHAN_AGE_S = 60.0
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's live process
-    return True
-
-
-def remove_orphaned_temporaries(directory: Path) -> list[Path]:
-    """Delete ``*.<pid>.tmp`` files that a killed extraction left: their process is gone (on this
-    machine) and they are older than :data:`ORPHAN_AGE_S` (so another machine's write on a shared
-    folder is not cut short). Returns what was removed."""
-    removed = []
-    if not directory.is_dir():
-        return removed
-    now = time.time()
-    for temporary in directory.glob("*/*.tmp"):
-        pid = temporary.suffixes[-2][1:] if len(temporary.suffixes) >= 2 else ""
-        try:
-            old = now - temporary.stat().st_mtime > ORPHAN_AGE_S
-        except FileNotFoundError:
-            continue  # its writer just renamed it into place
-        if pid.isdigit() and old and not _process_alive(int(pid)):
-            temporary.unlink(missing_ok=True)
-            removed.append(temporary)
-    return removed
-
-
-def _write_atomically(entry: Path, write) -> None:
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=entry.parent, suffix=f".{os.getpid()}.tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-        os.replace(temporary, entry)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        write_atomically(features_entry, lambda file: np.save(file, features))
+        write_atomically(frames_entry, lambda file: np.save(file, np.array([m.shape[-1] for m in log_mels])))
 
 
 def extract_log_mels(

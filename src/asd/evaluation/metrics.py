@@ -13,7 +13,6 @@ evaluator's ``<system>_result.csv`` row for row, including its jackknife 95 % in
 
 from __future__ import annotations
 
-import csv
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,8 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 from sklearn.metrics import confusion_matrix, roc_auc_score
+
+from asd.files import write_csv
 
 MAX_FPR = 0.1
 EPS = sys.float_info.epsilon
@@ -96,11 +97,15 @@ def harmonic_mean(values) -> float:
     return float(scipy.stats.hmean(np.maximum(np.asarray(values, dtype=float), EPS), axis=None))
 
 
-def official_score(section_metrics_list: list[dict[str, float]]) -> float:
-    """Harmonic mean of all AUC (source), then all AUC (target), then all pAUC values."""
-    values = [m["AUC (source)"] for m in section_metrics_list]
-    values += [m["AUC (target)"] for m in section_metrics_list]
-    values += [m["pAUC"] for m in section_metrics_list]
+def official_score(section_metrics_list: list[dict[str, float]], year: int = 2024) -> float:
+    """The official score of ``year`` over these sections' metrics (:func:`year_section_metrics`,
+    or :meth:`SectionResult.metrics` from 2022 on): 2022-2025 the harmonic mean of every AUC
+    (source), AUC (target) and pAUC; 2021 of every per-domain AUC and pAUC; 2020 the arithmetic
+    mean of every AUC and pAUC."""
+    definition = score_definition_year(year)
+    values = [m[name] for name in YEAR_METRICS[definition] for m in section_metrics_list]
+    if definition == 2020:
+        return float(np.mean(values))
     return harmonic_mean(values)
 
 
@@ -201,9 +206,7 @@ def write_clip_scores(path: Path, sections: list[SectionResult]) -> Path:
         for s in sorted(sections, key=lambda s: (s.machine, s.section_id))
         for name, label, domain, score, decision in zip(s.file_names, s.labels, s.domains, s.scores, s.decisions)
     ]
-    with open(path, "w", newline="") as file:
-        csv.writer(file, lineterminator="\n").writerows([CLIP_SCORE_COLUMNS] + rows)
-    return path
+    return write_csv(path, [CLIP_SCORE_COLUMNS] + rows)
 
 
 def read_clip_scores(path: Path) -> list[SectionResult]:
@@ -227,12 +230,7 @@ def read_clip_scores(path: Path) -> list[SectionResult]:
 
 def write_result_csv(path: Path, sections: list[SectionResult], with_ci95: bool = True) -> Path:
     """The official evaluator's ``<system>_result.csv`` for these sections."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as file:
-        csv.writer(file, lineterminator="\n").writerows(
-            [[format_cell(c) for c in row] for row in result_rows(sections, with_ci95)]
-        )
-    return path
+    return write_csv(path, [[format_cell(c) for c in row] for row in result_rows(sections, with_ci95)])
 
 
 # The official score of each challenge year (see the DCASE Task 2 task descriptions).
@@ -273,12 +271,3 @@ def year_section_metrics(section: SectionResult, year: int) -> dict[str, float]:
         result[f"AUC ({domain})"] = float(roc_auc_score(labels, scores))
         result[f"pAUC ({domain})"] = float(roc_auc_score(labels, scores, max_fpr=MAX_FPR))
     return result
-
-
-def year_official_score(section_metrics_list: list[dict[str, float]], year: int) -> float:
-    """``year``'s official score over these sections' :func:`year_section_metrics`."""
-    definition = score_definition_year(year)
-    values = [m[name] for name in YEAR_METRICS[definition] for m in section_metrics_list]
-    if definition == 2020:
-        return float(np.mean(values))
-    return harmonic_mean(values)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 
 from asd.data.ground_truth import GroundTruthError, read_file_value_rows, read_ground_truth
 from asd.evaluation.metrics import SectionResult
+from asd.files import write_csv
 
 _GROUND_TRUTH_NAME = re.compile(r"^ground_truth_(?P<machine>.+)_section_(?P<section>\d+)_test\.csv$")
 _SUBMISSION_NAME = re.compile(r"^(?:anomaly_score|decision_result)_(?P<machine>.+)_section_(?P<section>\d+)_test\.csv$")
@@ -26,14 +26,11 @@ def score_file_name(kind: str, machine: str, section_id: str) -> str:
 
 def write_section(directory: str | Path, machine: str, section_id: str, file_names, scores, decisions) -> None:
     """Write one section's anomaly scores and decisions in the official format."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     for kind, values in (
         ("anomaly_score", [repr(float(s)) for s in scores]),
         ("decision_result", [str(int(d)) for d in decisions]),
     ):
-        with open(directory / score_file_name(kind, machine, section_id), "w", newline="") as file:
-            csv.writer(file, lineterminator="\n").writerows(zip(file_names, values))
+        write_csv(Path(directory) / score_file_name(kind, machine, section_id), zip(file_names, values))
 
 
 def read_values(path: Path, original_to_renamed: dict[str, str], as_int: bool) -> dict[str, float]:
