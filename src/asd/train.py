@@ -56,7 +56,8 @@ def fit_and_test(cfg: DictConfig, machines: list[str], output_dir: Path) -> Offi
     model = hydra.utils.instantiate(cfg.model, backend=hydra.utils.instantiate(cfg.backend))
     datamodule = hydra.utils.instantiate(cfg.data, machines=machines, input=model.data_input)
     evaluation = OfficialEvaluationCallback(output_dir / "submission")
-    callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values() if c is not None] + [evaluation]
+    # the evaluation first: callbacks that show its results (TensorBoard views) run after it
+    callbacks = [evaluation] + [hydra.utils.instantiate(c) for c in cfg.callbacks.values() if c is not None]
     loggers = [hydra.utils.instantiate(c, version=name) for c in cfg.logger.values()]
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     log.info("fitting %s on %s", cfg.model._target_.rsplit(".", 1)[-1], name)
