@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
@@ -13,6 +14,38 @@ from asd.data.synthetic import generate
 from asd.train import config_dir
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+#: A MobileFaceNet small enough for CPU tests, as command-line overrides.
+TINY_MFN_OVERRIDES = ["model.width=8", "model.channels=16", "model.final_channels=32", "model.embedding_dim=16"]
+
+
+def build_tiny_wav2vec2(directory):
+    """A randomly initialised two-layer wav2vec 2.0 in a transformers model directory."""
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    config = Wav2Vec2Config(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        conv_dim=(16, 16),
+        conv_stride=(5, 4),
+        conv_kernel=(10, 8),
+        num_feat_extract_layers=2,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+    )
+    torch.manual_seed(0)
+    Wav2Vec2Model(config).save_pretrained(directory)
+    Wav2Vec2FeatureExtractor(sampling_rate=16000).save_pretrained(directory)
+
+
+@pytest.fixture(scope="session")
+def tiny_wav2vec2(tmp_path_factory) -> Path:
+    """The directory of a tiny wav2vec 2.0 (encoder=hf encoder.path=<it>), built once per test session."""
+    directory = tmp_path_factory.mktemp("w2v")
+    build_tiny_wav2vec2(directory)
+    return directory
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import build_tiny_wav2vec2
 
 from asd.backends import ClassifierScoreBackend, KNNBackend
 from asd.models.encoders import BEATsEncoder, EncoderWeightsError, HuggingFaceEncoder
@@ -144,26 +145,6 @@ def test_classifier_checkpoint_reloads_without_data(tmp_path):
     assert reloaded.representations(batch)[0].shape == (1, 2)
 
 
-def _tiny_wav2vec2(directory):
-    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
-
-    config = Wav2Vec2Config(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        conv_dim=(16, 16),
-        conv_stride=(5, 4),
-        conv_kernel=(10, 8),
-        num_feat_extract_layers=2,
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2,
-    )
-    torch.manual_seed(0)
-    Wav2Vec2Model(config).save_pretrained(directory)
-    Wav2Vec2FeatureExtractor(sampling_rate=16000).save_pretrained(directory)
-
-
 def _tiny_ast(directory):
     from transformers import ASTConfig, ASTFeatureExtractor, ASTModel
 
@@ -180,7 +161,7 @@ def _tiny_ast(directory):
     ASTFeatureExtractor(num_mel_bins=64, max_length=128, sampling_rate=16000).save_pretrained(directory)
 
 
-@pytest.mark.parametrize("build, dims", [(_tiny_wav2vec2, 32), (_tiny_ast, 32)], ids=["wav2vec2", "ast"])
+@pytest.mark.parametrize("build, dims", [(build_tiny_wav2vec2, 32), (_tiny_ast, 32)], ids=["wav2vec2", "ast"])
 def test_hugging_face_encoder_from_a_local_directory(tmp_path, build, dims):
     build(tmp_path / "model")
     encoder = HuggingFaceEncoder(str(tmp_path / "model"))

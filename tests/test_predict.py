@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from test_train import TINY_MFN
+from conftest import TINY_MFN_OVERRIDES
 
 from asd.predict import main as predict_cli
 from asd.system import RunDirectoryError, load_systems
@@ -23,19 +23,16 @@ def own_dataset(tmp_path, synthetic_root):
 
 FAMILIES = {
     "ae": ["model=ae", "backend=mahalanobis", "trainer.max_epochs=1"],
-    "mfn": ["model=mfn_arcface", "trainer.max_epochs=4", *TINY_MFN],
+    "mfn": ["model=mfn_arcface", "trainer.max_epochs=4", *TINY_MFN_OVERRIDES],
     "pretrained": ["model=pretrained", "encoder=hf"],
 }
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_predict_reproduces_the_runs_scores_without_the_dataset(family, make_cfg, own_dataset, tmp_path):
+def test_predict_reproduces_the_runs_scores_without_the_dataset(family, make_cfg, own_dataset, tmp_path, tiny_wav2vec2):
     overrides = list(FAMILIES[family])
     if family == "pretrained":
-        from test_model_zoo import _tiny_wav2vec2
-
-        _tiny_wav2vec2(tmp_path / "w2v")
-        overrides.append(f"encoder.path={tmp_path / 'w2v'}")
+        overrides.append(f"encoder.path={tiny_wav2vec2}")
     cfg = make_cfg("machine=ToyRotor", f"data.root={own_dataset}", *overrides)
     train(cfg)
     run = Path(cfg.paths.output_dir)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import TINY_MFN_OVERRIDES
 
 QUIET = ["callbacks.progress_bar.refresh_rate=0"]
 
@@ -89,27 +90,23 @@ def test_two_runs_started_together_never_share_a_run_directory(tmp_path, synthet
     assert trained == {"ToyRotor", "ToyHum"}  # each kept its own results
 
 
-TINY_MFN = ["model.width=8", "model.channels=16", "model.final_channels=32", "model.embedding_dim=16"]
 DECISION_CASES = {
     "ae+mse": ["model=ae", "backend=mse", "trainer.max_epochs=20"],
     "ae+selective_mahalanobis": ["model=ae", "backend=selective_mahalanobis", "trainer.max_epochs=20"],
     "ae+mahalanobis": ["model=ae", "backend=mahalanobis", "trainer.max_epochs=20"],
-    "mfn+knn": ["model=mfn_arcface", "backend=knn", "trainer.max_epochs=4", *TINY_MFN],
-    "mfn+mahalanobis": ["model=mfn_arcface", "backend=mahalanobis", "trainer.max_epochs=4", *TINY_MFN],
+    "mfn+knn": ["model=mfn_arcface", "backend=knn", "trainer.max_epochs=4", *TINY_MFN_OVERRIDES],
+    "mfn+mahalanobis": ["model=mfn_arcface", "backend=mahalanobis", "trainer.max_epochs=4", *TINY_MFN_OVERRIDES],
     "pretrained+knn": ["model=pretrained", "encoder=hf", "backend=knn"],
 }
 
 
 @pytest.mark.parametrize("case", DECISION_CASES)
-def test_decisions_use_thresholds_fitted_out_of_sample(case, make_cfg, tmp_path):
+def test_decisions_use_thresholds_fitted_out_of_sample(case, make_cfg, tiny_wav2vec2):
     from asd.train import train
 
     overrides = list(DECISION_CASES[case])
     if case.startswith("pretrained"):
-        from test_model_zoo import _tiny_wav2vec2
-
-        _tiny_wav2vec2(tmp_path / "w2v")
-        overrides.append(f"encoder.path={tmp_path / 'w2v'}")
+        overrides.append(f"encoder.path={tiny_wav2vec2}")
     _, objects = train(make_cfg("machine=ToyRotor", "callbacks.epoch_evaluation=null", *overrides))
     (section,) = objects["sections"]
     normal_source = (section.labels == 0) & (section.domains == 0)

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import scipy.stats
 import torch
+from conftest import TINY_MFN_OVERRIDES
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from asd.evaluate import evaluate
@@ -155,7 +156,6 @@ def test_cli_multirun_machines_by_models_with_a_failing_job_and_summary(tmp_path
     pd.testing.assert_frame_equal(pd.read_csv(sweep / "summary.csv"), summary)
 
 
-TINY_MFN = ["model.width=8", "model.channels=16", "model.final_channels=32", "model.embedding_dim=16"]
 SMALL_MFN = ["model.width=16", "model.channels=32", "model.final_channels=64", "model.embedding_dim=32"]
 
 
@@ -179,17 +179,14 @@ def test_mfn_logits_with_the_classifier_score(make_cfg):
         "model.use_tgram=true",
         "machine=ToyHum",
         "debug=fdr",
-        *TINY_MFN,
+        *TINY_MFN_OVERRIDES,
     )
     metrics, _ = train(cfg)
     assert 0.0 <= metrics["official_score"] <= 1.0
 
 
-def test_pretrained_encoder_is_a_memory_bank_model(make_cfg, tmp_path):
-    from test_model_zoo import _tiny_wav2vec2
-
-    _tiny_wav2vec2(tmp_path / "w2v")
-    cfg = make_cfg("model=pretrained", "encoder=hf", f"encoder.path={tmp_path / 'w2v'}", "machine=ToyRotor")
+def test_pretrained_encoder_is_a_memory_bank_model(make_cfg, tiny_wav2vec2):
+    cfg = make_cfg("model=pretrained", "encoder=hf", f"encoder.path={tiny_wav2vec2}", "machine=ToyRotor")
     metrics, _ = train(cfg)
     assert 0.0 <= metrics["official_score"] <= 1.0
     run = Path(cfg.paths.output_dir)
