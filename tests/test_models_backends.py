@@ -48,3 +48,61 @@ def test_gamma_threshold_is_the_upper_decile():
     threshold = fit_gamma_threshold(scores)
     assert np.mean(scores > threshold) == pytest.approx(0.1, abs=0.02)
     assert fit_gamma_threshold([1.0, 1.0, 1.0]) == 1.0  # degenerate fit falls back to the quantile
+
+
+def test_mahalanobis_with_one_training_row_in_a_domain_scores_with_the_other():
+    rng = np.random.default_rng(0)
+    source = [rng.normal(size=(20, 4)) for _ in range(5)]
+    lonely_target = [rng.normal(loc=3.0, size=(1, 4))]  # one row: no covariance can be fitted
+    backend = MahalanobisBackend()
+    backend.fit(source + lonely_target, ["source"] * 5 + ["target"], ["s"] * 6)
+    assert len(backend.states["s"]) == 1  # the source model only
+    near, far = rng.normal(size=(20, 4)), rng.normal(loc=6.0, size=(20, 4))
+    scores = backend.score([near, far], ["s", "s"])
+    assert np.isfinite(scores).all() and scores[0] < scores[1]
+    with pytest.raises(ValueError, match="at least two training rows in some domain"):
+        MahalanobisBackend().fit([rng.normal(size=(1, 4))], ["source"], ["s"])
+
+
+class _NegativeMSE(MSEBackend):
+    """The MSE score turned around: z-normalised, exactly minus the MSE member's."""
+
+    def score_clip(self, rows, state):
+        return -super().score_clip(rows, state)
+
+
+@pytest.mark.parametrize("combine", ["mean", "max", "min"])
+def test_fusion_combines_members_z_normalised_on_their_training_scores(combine):
+    from asd.backends import FusionBackend
+
+    rng = np.random.default_rng(0)
+    train = [rng.normal(scale=rng.uniform(0.5, 2.0), size=(10, 3)) for _ in range(30)]
+    test = [rng.normal(scale=s, size=(10, 3)) for s in (0.5, 1.0, 4.0)]
+    fusion = FusionBackend([MSEBackend(), _NegativeMSE()], combine=combine)
+    fusion.fit(train, ["source"] * 30, ["s"] * 30)
+    training = np.array([np.mean(r**2) for r in train])
+    z = (np.array([np.mean(r**2) for r in test]) - training.mean()) / training.std()
+    expected = {"mean": np.zeros(3), "max": np.abs(z), "min": -np.abs(z)}[combine]
+    np.testing.assert_allclose(fusion.score(test, ["s"] * 3), expected, atol=1e-12)
+    # a saved system keeps the members' states and the normalisers
+    restored = FusionBackend([MSEBackend(), _NegativeMSE()], combine=combine)
+    restored.set_state(fusion.get_state())
+    np.testing.assert_array_equal(restored.score(test, ["s"] * 3), fusion.score(test, ["s"] * 3))
+
+
+def test_fusion_of_memory_banks_normalises_on_out_of_sample_scores():
+    from asd.backends import FusionBackend, KNNBackend
+    from asd.backends.base import cross_fitted_scores
+
+    rng = np.random.default_rng(1)
+    train = [rng.normal(size=(1, 8)) for _ in range(40)]
+    knn = KNNBackend(density_normalise=False)
+    fusion = FusionBackend([KNNBackend(density_normalise=False), MahalanobisBackend()])
+    fusion.fit(train, ["source"] * 40, ["s"] * 40)
+    knn.fit(train, ["source"] * 40, ["s"] * 40)
+    out_of_sample = cross_fitted_scores(knn, train, ["source"] * 40, ["s"] * 40)
+    (knn_mean, knn_std), _ = fusion.states["s"]
+    assert knn_mean == pytest.approx(out_of_sample.mean()) and knn_mean > 0.01  # in-sample it would be 0
+    assert knn_std == pytest.approx(out_of_sample.std())
+    with pytest.raises(ValueError, match="at least two back-ends"):
+        FusionBackend([MSEBackend()])

@@ -7,6 +7,7 @@ section, and scores test clips. Any frontend can meet any back-end.
 
 from asd.backends.base import ScoringBackend, cross_fitted_scores
 from asd.backends.classifier import ClassifierScoreBackend
+from asd.backends.fusion import FusionBackend
 from asd.backends.knn import KNNBackend
 from asd.backends.mahalanobis import MahalanobisBackend
 from asd.backends.mse import MSEBackend
@@ -20,4 +21,5 @@ __all__ = [
     "MahalanobisBackend",
     "KNNBackend",
     "ClassifierScoreBackend",
+    "FusionBackend",
 ]

@@ -21,6 +21,8 @@ class ScoringBackend(ABC):
 
     #: Whether ``fit`` learns anything; a back-end without state can score unfitted.
     needs_fit: bool = True
+    #: Whether the rows must be class logits (the classifier's own score), not embeddings or errors.
+    needs_logits: bool = False
 
     def __init__(self):
         self.states: dict[Hashable, object] = {}
@@ -45,6 +47,19 @@ class ScoringBackend(ABC):
                 raise KeyError(f"back-end was not fitted on section {section!r}; fitted: {sorted(self.states)}")
             scores[idx] = self.score_section([np.asarray(representations[i], dtype=np.float64) for i in idx], state)
         return scores
+
+    def get_state(self) -> object:
+        """What a saved system keeps of the fitted back-end (plain containers and arrays)."""
+        return self.states
+
+    def set_state(self, state: object) -> None:
+        self.states = state
+
+    def unfitted_copy(self) -> ScoringBackend:
+        """The same settings, no fitted state: fitting it leaves this back-end untouched."""
+        fresh = copy.copy(self)
+        fresh.states = {}
+        return fresh
 
     def score_section(self, representations: list[np.ndarray], state: object) -> np.ndarray:
         """Scores of one section's clips; back-ends that gain from batching override this."""
@@ -91,7 +106,7 @@ def cross_fitted_scores(
         if not len(held_out):
             continue
         kept = np.flatnonzero(fold_of != fold)
-        fold_backend = copy.copy(backend)  # same settings; fit() gives it states of its own
+        fold_backend = backend.unfitted_copy()
         fold_backend.fit([representations[i] for i in kept], [domains[i] for i in kept], [sections[i] for i in kept])
         scores[held_out] = fold_backend.score([representations[i] for i in held_out], [sections[i] for i in held_out])
     return scores

@@ -15,6 +15,8 @@ from asd.backends.base import ScoringBackend
 
 
 class ClassifierScoreBackend(ScoringBackend):
+    needs_logits = True
+
     def fit_section(self, representations, domains):
         return np.unique(np.concatenate([np.argmax(r, axis=1) for r in representations]))
 
