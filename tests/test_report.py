@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.stats
 from omegaconf import OmegaConf
@@ -126,3 +127,33 @@ def test_report_on_a_folder_without_jobs_is_a_clear_error(tmp_path):
     (broken / "overrides.yaml").write_text("[machine=fan]")
     with pytest.raises(ReportError, match="cannot read the job's .hydra/ config"):
         write_report(tmp_path / "broken")
+
+
+def test_jobs_that_differ_only_in_seed_are_pooled_into_mean_and_std(tmp_path):
+    sweep = tmp_path / "multirun"
+    runs = {}
+    for job, seed in enumerate((1, 2, 3)):
+        for offset, machine in enumerate(("fan", "valve")):
+            name = str(2 * job + offset)
+            runs[(seed, machine)] = make_job(
+                sweep,
+                name,
+                [f"machine={machine}", "model=ae", f"seed={seed}"],
+                [machine],
+                2024,
+                seed=10 * seed + offset,
+            )
+    make_job(sweep, "6", ["machine=fan", "model=knn_only_once"], ["fan"], 2024, seed=99)  # one seed: not pooled
+    write_report(sweep)
+    seeds = pd.read_csv(sweep / "seeds.csv").set_index("machine")
+    assert set(seeds["configuration"]) == {"model=ae"} and (seeds["seeds"] == 3).all()
+    fan = [100 * official_score([year_section_metrics(runs[(s, "fan")][0], 2024)]) for s in (1, 2, 3)]
+    assert seeds.loc["fan", "score mean"] == pytest.approx(np.mean(fan), abs=1e-9)
+    assert seeds.loc["fan", "score std"] == pytest.approx(np.std(fan, ddof=1), abs=1e-9)
+    overall = [
+        100 * official_score([year_section_metrics(runs[(s, m)][0], 2024) for m in ("fan", "valve")]) for s in (1, 2, 3)
+    ]
+    assert seeds.loc["official score", "score mean"] == pytest.approx(np.mean(overall), abs=1e-9)
+    assert seeds.loc["official score", "score std"] == pytest.approx(np.std(overall, ddof=1), abs=1e-9)
+    assert seeds.loc["official score", "ci95 mean"] > 0
+    assert "## Over seeds" in (sweep / "summary.md").read_text()

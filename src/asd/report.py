@@ -15,6 +15,10 @@ by the official definition of the data's year (``data.year``):
 
 The per-clip scores come from each job's ``scores.csv``; a failed job (``error.txt``) is listed
 with the last line of its error, and its group's official score is marked incomplete.
+
+Configurations that differ only in ``seed=…`` are pooled into ``seeds.csv`` and a section of
+``summary.md``: per machine type and for the official score, the mean and standard deviation over
+the seeds (as published ASD results report them), beside the mean jackknife half-width.
 """
 
 from __future__ import annotations
@@ -199,6 +203,39 @@ def summarise(sweep_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS).astype({"sections": "Int64"})
 
 
+SEED_COLUMNS = ["configuration", "dataset", "machine", "seeds", "score mean", "score std", "ci95 mean"]
+
+
+def without_seed(configuration: str) -> str | None:
+    """The configuration label less its ``seed=…`` override; None where it has none."""
+    parts = configuration.split(" ")
+    kept = [p for p in parts if not p.lstrip("+~").startswith("seed=")]
+    return None if len(kept) == len(parts) else " ".join(kept) or "(defaults)"
+
+
+def seed_statistics(summary: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation over seeds of every machine type's score and the official score,
+    for configurations run with two or more seeds and complete in each."""
+    table = summary.assign(pooled=summary["configuration"].map(without_seed))
+    table = table[table["pooled"].notna() & (table["status"] == "ok")]
+    rows = []
+    for (pooled, dataset, machine), group in table.groupby(["pooled", "dataset", "machine"], sort=False):
+        if group["configuration"].nunique() < 2:
+            continue
+        rows.append(
+            [
+                pooled,
+                dataset,
+                machine,
+                group["configuration"].nunique(),
+                group["score"].mean(),
+                group["score"].std(ddof=1),
+                group["ci95"].mean() if machine == OFFICIAL else np.nan,
+            ]
+        )
+    return pd.DataFrame(rows, columns=SEED_COLUMNS)
+
+
 def markdown(summary: pd.DataFrame) -> str:
     """Per dataset: one row per configuration, a cell per machine type (the year's metrics, %)."""
     lines = ["# Summary", ""]
@@ -222,6 +259,17 @@ def markdown(summary: pd.DataFrame) -> str:
             ci = f"{official['ci95']:.2f}" if official is not None else "—"
             lines.append(f"| `{configuration}` | " + " | ".join(cells) + f" | {score} | {ci} |")
         lines.append("")
+    seeds = seed_statistics(summary)
+    if len(seeds):
+        lines += ["## Over seeds (mean ± standard deviation of the score, %)", ""]
+        lines += ["| configuration | dataset | machine | seeds | score | mean ci95 |", "|---|---|---|---|---|---|"]
+        for _, r in seeds.iterrows():
+            ci = f"{r['ci95 mean']:.2f}" if pd.notna(r["ci95 mean"]) else ""
+            lines.append(
+                f"| `{r['configuration']}` | {r['dataset']} | {r['machine']} | {r['seeds']} | "
+                f"{r['score mean']:.2f} ± {r['score std']:.2f} | {ci} |"
+            )
+        lines.append("")
     problems = summary[~summary["status"].isin(["ok"]) & (summary["machine"] != OFFICIAL)]
     if len(problems):
         lines += ["## Jobs without results", ""]
@@ -238,6 +286,9 @@ def write_report(sweep_dir: Path) -> pd.DataFrame:
     summary = summarise(sweep_dir)
     write_text(sweep_dir / "summary.csv", summary.to_csv(index=False))
     write_text(sweep_dir / "summary.md", markdown(summary))
+    seeds = seed_statistics(summary)
+    if len(seeds):
+        write_text(sweep_dir / "seeds.csv", seeds.to_csv(index=False))
     log.info("multirun summary: %s", sweep_dir / "summary.md")
     return summary
 
