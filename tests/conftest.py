@@ -40,6 +40,30 @@ def build_tiny_wav2vec2(directory):
     Wav2Vec2FeatureExtractor(sampling_rate=16000).save_pretrained(directory)
 
 
+def build_tiny_beats_checkpoint(path):
+    """A randomly initialised two-layer BEATs in the official checkpoint layout; returns the reference encoder."""
+    from openbeats.beats_encoder import BeatsEncoder
+
+    cfg = {
+        "encoder_layers": 2,
+        "encoder_embed_dim": 32,
+        "encoder_ffn_embed_dim": 64,
+        "encoder_attention_heads": 2,
+        "embed_dim": 32,
+        "input_patch_size": 16,
+        "relative_position_embedding": True,
+        "num_buckets": 32,
+        "max_distance": 64,
+        "gru_rel_pos": True,
+        "layer_norm_first": False,
+        "deep_norm": True,
+    }
+    torch.manual_seed(0)
+    model = BeatsEncoder(input_size=0, beats_config=cfg)
+    torch.save({"cfg": cfg, "model": {k: v for k, v in model.state_dict().items() if "_pad" not in k}}, path)
+    return model
+
+
 @pytest.fixture(scope="session")
 def tiny_wav2vec2(tmp_path_factory) -> Path:
     """The directory of a tiny wav2vec 2.0 (encoder=hf encoder.path=<it>), built once per test session."""

@@ -39,8 +39,13 @@ def _truncated(path):
         (lambda p: sf.write(p, _tone(channels=2), 16000), AudioConfig(channel=3), "no channel 3"),
         (lambda p: sf.write(p, _tone(rate=44100), 44100), AudioConfig(), "sample rate 44100 Hz, expected 16000"),
         (_truncated, AudioConfig(), "truncated: its header declares 32000 bytes of audio, the file holds 22000"),
+        (
+            lambda p: sf.write(p, np.where(_tone() > 0.29, np.nan, _tone()).astype(np.float32), 16000, subtype="FLOAT"),
+            AudioConfig(),
+            "NaN or infinite samples",
+        ),
     ],
-    ids=["corrupt", "empty", "short", "stereo", "bad-channel", "wrong-rate", "truncated"],
+    ids=["corrupt", "empty", "short", "stereo", "bad-channel", "wrong-rate", "truncated", "nan"],
 )
 def test_bad_audio_is_a_clear_error_naming_the_file(tmp_path, write, config, message):
     path = tmp_path / "section_00_source_train_normal_0000_a_1.wav"

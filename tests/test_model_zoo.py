@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import build_tiny_wav2vec2
+from conftest import build_tiny_beats_checkpoint, build_tiny_wav2vec2
 
 from asd.backends import ClassifierScoreBackend, KNNBackend
 from asd.models.encoders import BEATsEncoder, EncoderWeightsError, HuggingFaceEncoder
@@ -104,8 +104,17 @@ def test_adacos_adapts_its_scale():
     head = ArcMarginHead(16, 10, margin=0.0, adaptive_scale=True).train()
     start = float(head.scale)
     assert start == pytest.approx(np.sqrt(2) * np.log(9))
-    head(torch.randn(32, 16), torch.randint(0, 10, (32,)))
-    assert float(head.scale) != start
+    torch.manual_seed(0)
+    embeddings, labels = torch.randn(32, 16), torch.randint(0, 10, (32,))
+    # AdaCos (Zhang et al. 2019): s = log(mean over the batch of sum over non-target classes of
+    # exp(s_old * cos)) / cos(min(pi/4, median target angle))
+    cosine = head.cosine(embeddings).detach().double()
+    target = torch.nn.functional.one_hot(labels, 10).bool()
+    others = (torch.exp(start * cosine) * ~target).sum(1).mean()
+    median_angle = torch.median(torch.arccos(cosine[target].clamp(-1, 1)))
+    expected = float(torch.log(others) / torch.cos(torch.clamp(median_angle, max=np.pi / 4)))
+    head(embeddings, labels)
+    assert float(head.scale) == pytest.approx(expected, rel=1e-4)
 
 
 @pytest.mark.parametrize("use_tgram", [False, True])
@@ -167,8 +176,13 @@ def test_hugging_face_encoder_from_a_local_directory(tmp_path, build, dims):
     encoder = HuggingFaceEncoder(str(tmp_path / "model"))
     frames = encoder(torch.randn(16000))
     assert frames.ndim == 2 and frames.shape[1] == dims
-    middle = HuggingFaceEncoder(str(tmp_path / "model"), layer=1)(torch.randn(16000))
-    assert middle.shape[1] == dims
+    waveform = torch.randn(16000)
+    middle = HuggingFaceEncoder(str(tmp_path / "model"), layer=1)(waveform)
+    # encoder.layer=1 is the first transformer layer's output, not the last one's
+    with torch.no_grad():
+        features = encoder.feature_extractor(waveform.numpy(), sampling_rate=16000, return_tensors="pt")
+        hidden = encoder.model(input_values=features["input_values"], output_hidden_states=True).hidden_states
+    assert torch.allclose(middle, hidden[1][0]) and not torch.allclose(middle, hidden[-1][0])
     # the whole memory-bank model: resampling 8 kHz input up to the encoder's 16 kHz
     module = PretrainedEmbeddingModule(KNNBackend(), encoder, sample_rate=8000, pooling="mean+max")
     assert module.configure_optimizers() is None and not module.trainable
@@ -176,31 +190,8 @@ def test_hugging_face_encoder_from_a_local_directory(tmp_path, build, dims):
     assert [r.shape for r in reps] == [(1, 2 * dims)] * 2
 
 
-def _tiny_beats_checkpoint(path):
-    from openbeats.beats_encoder import BeatsEncoder
-
-    cfg = {
-        "encoder_layers": 2,
-        "encoder_embed_dim": 32,
-        "encoder_ffn_embed_dim": 64,
-        "encoder_attention_heads": 2,
-        "embed_dim": 32,
-        "input_patch_size": 16,
-        "relative_position_embedding": True,
-        "num_buckets": 32,
-        "max_distance": 64,
-        "gru_rel_pos": True,
-        "layer_norm_first": False,
-        "deep_norm": True,
-    }
-    torch.manual_seed(0)
-    model = BeatsEncoder(input_size=0, beats_config=cfg)
-    torch.save({"cfg": cfg, "model": {k: v for k, v in model.state_dict().items() if "_pad" not in k}}, path)
-    return model
-
-
 def test_beats_encoder_from_an_official_layout_checkpoint(tmp_path):
-    reference = _tiny_beats_checkpoint(tmp_path / "BEATs_tiny.pt").eval()
+    reference = build_tiny_beats_checkpoint(tmp_path / "BEATs_tiny.pt").eval()
     encoder = BEATsEncoder(str(tmp_path / "BEATs_tiny.pt"))
     waveform = torch.randn(16000)
     frames = encoder(waveform)
@@ -224,3 +215,53 @@ def test_missing_or_incompatible_weights_are_clear_errors(tmp_path):
     (tmp_path / "empty_dir").mkdir()
     with pytest.raises(EncoderWeightsError, match="not a loadable transformers model directory"):
         HuggingFaceEncoder(str(tmp_path / "empty_dir"))
+
+
+def test_shift_classes_train_shifted_copies_as_classes_of_their_own():
+    module = MobileFaceNetModule(KNNBackend(), class_names=["a", "b", "c"], shift_classes=(-2, 2), **TINY_MFN)
+    features = [torch.randn(128, 40), torch.randn(128, 40)]
+    extended = module._shifted_copies({"features": features, "label": torch.tensor([0, 2])})
+    # each shift is a new block of the class vocabulary: 3 classes, then 3 per shift
+    assert extended["label"].tolist() == [0, 2, 3, 5, 6, 8]
+    assert torch.equal(extended["features"][2], torch.roll(features[0], -2, dims=0))
+    assert torch.equal(extended["features"][5], torch.roll(features[1], 2, dims=0))
+    assert module.head.weight.shape[0] == 9
+
+
+def test_mixup_is_the_plain_loss_when_nothing_is_mixed_in(monkeypatch):
+    torch.manual_seed(0)
+    batch = {"features": [torch.randn(128, 40) for _ in range(4)], "label": torch.tensor([0, 1, 2, 1])}
+    module = MobileFaceNetModule(KNNBackend(), class_names=["a", "b", "c"], mixup_alpha=0.4, **TINY_MFN).eval()
+    plain = MobileFaceNetModule(KNNBackend(), class_names=["a", "b", "c"], **TINY_MFN).eval()
+    plain.load_state_dict(module.state_dict())
+    monkeypatch.setattr(module, "log", lambda *a, **k: None)
+    monkeypatch.setattr(plain, "log", lambda *a, **k: None)
+    monkeypatch.setattr(np.random, "beta", lambda a, b: 1.0)  # lambda = 1: the batch itself
+    assert torch.allclose(module.training_step(batch, 0), plain.training_step(batch, 0))
+    monkeypatch.setattr(np.random, "beta", lambda a, b: 0.5)  # half of each clip's partner
+    assert not torch.allclose(module.training_step(batch, 0), plain.training_step(batch, 0))
+
+
+def test_spec_augment_masks_in_training_only():
+    torch.manual_seed(0)
+    module = MobileFaceNetModule(KNNBackend(), class_names=["a", "b"], freq_mask=30, time_mask=10, **TINY_MFN)
+    masked = module.spec_augment(torch.ones(1, 1, 128, 40))
+    assert (masked == 0).any() and (masked == 1).any()  # some bands and frames zeroed, not all
+    batch = {"features": [torch.randn(128, 40)]}
+    module.eval()
+    # scoring never masks: the same clip gives the same representation every time
+    assert torch.equal(module.representations(batch)[0], module.representations(batch)[0])
+
+
+def test_the_classifier_backend_needs_logits_and_says_so_before_training():
+    from asd.models.ae import AutoEncoderModule
+
+    for module in (
+        MobileFaceNetModule(ClassifierScoreBackend(), class_names=["a", "b"], **TINY_MFN),
+        AutoEncoderModule(ClassifierScoreBackend()),
+    ):
+        with pytest.raises(ValueError, match="scores class logits, which .* does not give"):
+            module.on_fit_start()
+    MobileFaceNetModule(
+        ClassifierScoreBackend(), class_names=["a", "b"], representation="logits", **TINY_MFN
+    ).on_fit_start()

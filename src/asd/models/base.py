@@ -57,6 +57,8 @@ class AnomalyDetectionModule(L.LightningModule):
     base_weights_prefix: str | None = None
     #: The fewest log-mel frames a clip needs to be scored (asd.predict refuses shorter audio).
     min_frames: int = 1
+    #: Whether the representations are class logits (what backend=classifier scores).
+    gives_logits: bool = False
 
     def __init__(self, backend: ScoringBackend, decision_percentile: float = 0.9):
         super().__init__()
@@ -68,7 +70,19 @@ class AnomalyDetectionModule(L.LightningModule):
         """One (rows x dims) tensor per clip of the batch."""
         raise NotImplementedError
 
+    def check_backend(self) -> None:
+        """Before any training: a back-end that cannot read this frontend's rows is a config error."""
+        if self.backend.needs_logits and not self.gives_logits:
+            raise ValueError(
+                f"backend={type(self.backend).__name__} scores class logits, which {type(self).__name__} does not give "
+                "with these settings: use model=mfn_arcface|mfn_adacos with model.representation=logits, or another back-end"
+            )
+
+    def on_fit_start(self) -> None:
+        self.check_backend()
+
     def on_test_start(self) -> None:
+        self.check_backend()
         self.fit_backend(self.trainer.datamodule.train_clip_dataloader())
 
     @torch.no_grad()

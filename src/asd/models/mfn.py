@@ -58,6 +58,7 @@ class MobileFaceNetModule(AnomalyDetectionModule):
             raise ValueError(f"model.representation must be 'embedding' or 'logits', got {representation!r}")
         self.save_hyperparameters(ignore=["backend", "class_names"])
         self.data_input = "waveforms" if use_tgram else "clips"
+        self.gives_logits = representation == "logits"
         # per mel bin: quiet high bands, where faults often show, get the same weight as loud low ones
         self.input_norm = nn.BatchNorm1d(n_mels)
         self.tgram = TgramBranch(n_mels, n_fft, hop_length) if use_tgram else None
