@@ -105,7 +105,7 @@ def save_system(path: Path, module: AnomalyDetectionModule, datamodule, cfg: Dic
         "state_dict": saved_weights,
         "base_fingerprint": weights_fingerprint(base_weights) if base_weights else None,
         "class_names": list(getattr(module, "class_names", [])),
-        "backend_states": to_plain(module.backend.states),
+        "backend_states": to_plain(module.backend.get_state()),
         "decision_thresholds": {section: float(t) for section, t in module.decision_thresholds.items()},
         "feature_config": asdict(datamodule.feature_config),
         "audio_config": asdict(datamodule.audio_config),
@@ -151,7 +151,7 @@ def load_system(file: Path) -> System:
             "this system was trained with (its weights differ); point encoder.path at the original file"
         )
     module.load_state_dict({**base_weights, **saved["state_dict"]})
-    backend.states = from_plain(saved["backend_states"])
+    backend.set_state(from_plain(saved["backend_states"]))
     module.decision_thresholds = dict(saved["decision_thresholds"])
     return System(module.eval(), FeatureConfig(**saved["feature_config"]), AudioConfig(**saved["audio_config"]))
 
