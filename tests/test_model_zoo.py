@@ -30,7 +30,7 @@ def test_knn_backend_matches_brute_force_on_random_data():
     rng = np.random.default_rng(0)
     source = [rng.normal(size=(1, 24)) for _ in range(40)]
     target = [rng.normal(size=(1, 24)) + 0.5 for _ in range(6)]
-    backend = KNNBackend(k_source=3, k_target=2, density_normalise=False)
+    backend = KNNBackend(k_source=3, k_target=2, density_normalise="none")
     backend.fit(source + target, ["source"] * 40 + ["target"] * 6, [0] * 46)
     queries = [rng.normal(size=(2, 24)) for _ in range(25)]
     ours = backend.score(queries, [0] * 25)
@@ -51,10 +51,64 @@ def test_knn_options_condense_and_oversample():
     target = [rng.normal(size=(1, 8)) for _ in range(5)]
     backend = KNNBackend(source_kmeans=10, smote_target=True, smote_neighbors=2)
     backend.fit(source + target, ["source"] * 50 + ["target"] * 5, [0] * 55)
-    banks = {domain: bank for domain, (bank, _) in backend.states[0].items()}
+    banks = {domain: bank for domain, (bank, _, _) in backend.states[0].items()}
     assert banks["source"].shape == (10, 8)
-    assert banks["target"].shape[0] > 5  # oversampled towards the source count
+    assert banks["target"].shape == (10, 8)  # oversampled to the (condensed) source count
     assert np.allclose(np.linalg.norm(banks["target"], axis=1), 1.0, atol=1e-5)
+    # a sampling ratio instead of full balance: 0.2 x 50 source rows = 10 target rows
+    ratio = KNNBackend(smote_target=True, smote_neighbors=2, smote_ratio=0.2)
+    ratio.fit(source + target, ["source"] * 50 + ["target"] * 5, [0] * 55)
+    assert ratio.states[0]["target"][0].shape == (10, 8) and ratio.states[0]["source"][0].shape == (50, 8)
+    with pytest.raises(ValueError, match="smote_ratio must be in"):
+        KNNBackend(smote_ratio=1.5)
+
+
+def test_member_density_normalisation_matches_brute_force():
+    rng = np.random.default_rng(3)
+    bank = [rng.normal(size=(1, 6)) * rng.uniform(0.2, 2.0) + 1.0 for _ in range(15)]
+    queries = [rng.normal(size=(3, 6)) + 1.0 for _ in range(10)]
+    backend = KNNBackend(k_source=2, density_normalise="member")
+    backend.fit(bank, ["source"] * 15, ["s"] * 15)
+    unit = np.concatenate(bank) / np.linalg.norm(np.concatenate(bank), axis=1, keepdims=True)
+
+    def cosine_distance(a, b):
+        return 1.0 - a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
+
+    # each member's own scale: mean distance to its 2 nearest other members
+    scale = [
+        np.mean(sorted(cosine_distance(m, o) for j, o in enumerate(unit) if j != i)[:2]) for i, m in enumerate(unit)
+    ]
+    reference = [
+        np.mean([np.mean(sorted(cosine_distance(row, m) / scale[i] for i, m in enumerate(unit))[:2]) for row in q])
+        for q in queries
+    ]
+    np.testing.assert_allclose(backend.score(queries, ["s"] * 10), reference, rtol=0, atol=1e-12)
+
+
+def test_lof_matches_its_definition():
+    from asd.backends import LOFBackend
+
+    rng = np.random.default_rng(4)
+    bank = np.concatenate([rng.normal(size=(25, 3)), rng.normal(loc=4.0, scale=0.3, size=(15, 3))])
+    queries = [rng.normal(loc=c, size=(2, 3)) for c in (0.0, 4.0, 8.0, 2.0)]
+    k = 5
+    backend = LOFBackend(n_neighbors=k, metric="euclidean")
+    backend.fit([row[None] for row in bank], ["source"] * 40, ["s"] * 40)
+    distances = np.linalg.norm(bank[:, None] - bank[None], axis=2)
+    np.fill_diagonal(distances, np.inf)
+    neighbours = np.argsort(distances, axis=1)[:, :k]
+    k_distance = np.sort(distances, axis=1)[:, k - 1]
+    lrd = np.array([1.0 / np.mean(np.maximum(k_distance[n], distances[i, n])) for i, n in enumerate(neighbours)])
+
+    def lof(point):
+        d = np.linalg.norm(bank - point, axis=1)
+        near = np.argsort(d)[:k]
+        own_lrd = 1.0 / np.mean(np.maximum(k_distance[near], d[near]))
+        return np.mean(lrd[near]) / own_lrd
+
+    reference = [np.mean([lof(row) for row in q]) for q in queries]
+    np.testing.assert_allclose(backend.score(queries, ["s"] * 4), reference, rtol=1e-9)
+    assert reference[2] > 2.0 > reference[0]  # far from both clusters vs inside one
 
 
 def test_density_normalisation_puts_a_sparse_target_bank_on_the_source_scale():
@@ -62,7 +116,7 @@ def test_density_normalisation_puts_a_sparse_target_bank_on_the_source_scale():
     centre_s, centre_t = rng.normal(size=16), rng.normal(size=16)
     source = [(centre_s + 0.1 * rng.normal(size=16))[None] for _ in range(90)]
     target = [(centre_t + 0.4 * rng.normal(size=16))[None] for _ in range(10)]  # few and spread out
-    raw, normalised = KNNBackend(density_normalise=False), KNNBackend()
+    raw, normalised = KNNBackend(density_normalise="none"), KNNBackend()
     for backend in (raw, normalised):
         backend.fit(source + target, ["source"] * 90 + ["target"] * 10, ["s"] * 100)
     normal_target = [(centre_t + 0.4 * rng.normal(size=16))[None] for _ in range(20)]

@@ -96,8 +96,8 @@ def test_fusion_of_memory_banks_normalises_on_out_of_sample_scores():
 
     rng = np.random.default_rng(1)
     train = [rng.normal(size=(1, 8)) for _ in range(40)]
-    knn = KNNBackend(density_normalise=False)
-    fusion = FusionBackend([KNNBackend(density_normalise=False), MahalanobisBackend()])
+    knn = KNNBackend(density_normalise="none")
+    fusion = FusionBackend([KNNBackend(density_normalise="none"), MahalanobisBackend()])
     fusion.fit(train, ["source"] * 40, ["s"] * 40)
     knn.fit(train, ["source"] * 40, ["s"] * 40)
     out_of_sample = cross_fitted_scores(knn, train, ["source"] * 40, ["s"] * 40)

@@ -9,6 +9,7 @@ from asd.backends.base import ScoringBackend, cross_fitted_scores
 from asd.backends.classifier import ClassifierScoreBackend
 from asd.backends.fusion import FusionBackend
 from asd.backends.knn import KNNBackend
+from asd.backends.lof import LOFBackend
 from asd.backends.mahalanobis import MahalanobisBackend
 from asd.backends.mse import MSEBackend
 from asd.backends.selective_mahalanobis import SelectiveMahalanobisBackend
@@ -20,6 +21,7 @@ __all__ = [
     "SelectiveMahalanobisBackend",
     "MahalanobisBackend",
     "KNNBackend",
+    "LOFBackend",
     "ClassifierScoreBackend",
     "FusionBackend",
 ]

@@ -8,10 +8,18 @@ few target clips are not drowned by the many source ones.
 
 The ten-odd target clips lie far apart compared with the many source clips, so a normal target
 clip is farther from its bank than a source anomaly from its own: raw distances favour the
-source domain. ``density_normalise`` divides each bank's distances by the bank's own typical
-nearest-neighbour distance (each member to its nearest other member, averaged), which puts
-the two domains on one scale. Options from the literature: SMOTE oversampling of the small
-target bank (imbalanced-learn) and k-means condensation of the large source bank.
+source domain. ``density_normalise`` puts the domains on one scale:
+
+* ``"bank"``: each bank's distances are divided by the bank's typical nearest-neighbour distance
+  (each member to its k nearest other members, averaged over the bank);
+* ``"member"``: the distance to each member is divided by that member's own distance to its k
+  nearest other members (local density normalisation per reference, after Wilkinghoff et al.), so
+  members in sparse regions of a bank reach as far as those in dense ones; needs no domain labels;
+* ``"none"``: raw cosine distances.
+
+Options from the literature: SMOTE oversampling of the small target bank (imbalanced-learn; to
+``smote_ratio`` times the source bank's size, ASDKit uses 0.2) and k-means condensation of the large
+source bank.
 """
 
 from __future__ import annotations
@@ -26,12 +34,20 @@ def normalise(rows: np.ndarray) -> np.ndarray:
     return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
 
 
-def mean_knn_cosine_distance(queries: np.ndarray, bank: np.ndarray, k: int) -> np.ndarray:
-    """Mean cosine distance of each (normalised) query row to its ``k`` nearest bank rows."""
+def mean_knn_cosine_distance(
+    queries: np.ndarray, bank: np.ndarray, k: int, member_scale: np.ndarray | None = None
+) -> np.ndarray:
+    """Mean cosine distance of each (normalised) query row to its ``k`` nearest bank rows, each
+    distance first divided by its member's ``member_scale`` where one is given."""
     k = min(k, len(bank))
     distances = 1.0 - queries @ bank.T
+    if member_scale is not None:
+        distances = distances / member_scale[None, :]
     nearest = np.partition(distances, k - 1, axis=1)[:, :k] if k < len(bank) else distances
     return nearest.mean(axis=1)
+
+
+DENSITY_MODES = ("bank", "member", "none")
 
 
 class KNNBackend(ScoringBackend):
@@ -41,14 +57,20 @@ class KNNBackend(ScoringBackend):
         k_target: int = 1,
         smote_target: bool = False,
         smote_neighbors: int = 2,
+        smote_ratio: float = 1.0,
         source_kmeans: int | None = None,
-        density_normalise: bool = True,
+        density_normalise: str = "bank",
         seed: int = 0,
     ):
         super().__init__()
+        if density_normalise not in DENSITY_MODES:
+            raise ValueError(f"backend.density_normalise must be one of {DENSITY_MODES}, got {density_normalise!r}")
+        if not 0.0 < smote_ratio <= 1.0:
+            raise ValueError(f"backend.smote_ratio must be in (0, 1], got {smote_ratio!r}")
         self.k = {"source": k_source, "target": k_target}
         self.smote_target = smote_target
         self.smote_neighbors = smote_neighbors
+        self.smote_ratio = smote_ratio
         self.source_kmeans = source_kmeans
         self.density_normalise = density_normalise
         self.seed = seed
@@ -64,26 +86,28 @@ class KNNBackend(ScoringBackend):
             banks["source"] = normalise(kmeans.cluster_centers_)
         if self.smote_target and {"source", "target"} <= banks.keys():
             banks["target"] = self._oversample(banks["source"], banks["target"])
-        return {domain: (bank, self._typical_distance(bank, self.k.get(domain, 1))) for domain, bank in banks.items()}
+        return {domain: self._bank_state(bank, self.k.get(domain, 1)) for domain, bank in banks.items()}
 
-    def _typical_distance(self, bank: np.ndarray, k: int) -> float:
-        """Mean distance of each member to its k nearest other members (1.0 when not normalising)."""
-        if not self.density_normalise or len(bank) < 2:
-            return 1.0
+    def _bank_state(self, bank: np.ndarray, k: int) -> tuple[np.ndarray, float, np.ndarray | None]:
+        """(bank, the bank's scale, each member's scale), as ``density_normalise`` says."""
+        if self.density_normalise == "none" or len(bank) < 2:
+            return bank, 1.0, None
         distances = 1.0 - bank @ bank.T
         np.fill_diagonal(distances, np.inf)
         k = min(k, len(bank) - 1)
-        typical = float(np.mean(np.partition(distances, k - 1, axis=1)[:, :k]))
-        return max(typical, 1e-6)
+        per_member = np.maximum(np.mean(np.partition(distances, k - 1, axis=1)[:, :k], axis=1), 1e-6)
+        if self.density_normalise == "member":
+            return bank, 1.0, per_member
+        return bank, max(float(np.mean(per_member)), 1e-6), None
 
     def _oversample(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
         from imblearn.over_sampling import SMOTE
 
-        if len(target) <= self.smote_neighbors:
-            return target
+        if len(target) <= self.smote_neighbors or len(target) >= self.smote_ratio * len(source):
+            return target  # too few to interpolate, or already as many as asked for
         rows = np.concatenate([source, target])
         labels = np.r_[np.zeros(len(source)), np.ones(len(target))]
-        smote = SMOTE(k_neighbors=self.smote_neighbors, random_state=self.seed)
+        smote = SMOTE(sampling_strategy=self.smote_ratio, k_neighbors=self.smote_neighbors, random_state=self.seed)
         resampled, resampled_labels = smote.fit_resample(rows, labels)
         return normalise(resampled[resampled_labels == 1])
 
@@ -91,8 +115,8 @@ class KNNBackend(ScoringBackend):
         # every row of every clip against each bank in one matrix product, then back to clips
         queries = normalise(np.concatenate(representations))
         per_domain = [
-            mean_knn_cosine_distance(queries, bank, self.k.get(domain, 1)) / scale
-            for domain, (bank, scale) in state.items()
+            mean_knn_cosine_distance(queries, bank, self.k.get(domain, 1), member_scale) / scale
+            for domain, (bank, scale, member_scale) in state.items()
         ]
         row_scores = np.min(per_domain, axis=0)
         bounds = np.cumsum([0] + [len(r) for r in representations])
