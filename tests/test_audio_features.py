@@ -74,30 +74,25 @@ def test_log_mel_follows_the_baseline_definition():
     waveform = torch.from_numpy(_tone(2.0))
     log_mel = LogMel(FeatureConfig())(waveform)
     assert log_mel.shape == (128, 2 * 16000 // 512 + 1)
+
+    def torchaudio_mel(power, pad_mode):
+        return torchaudio.transforms.MelSpectrogram(
+            16000,
+            n_fft=1024,
+            hop_length=512,
+            n_mels=128,
+            power=power,
+            norm="slaney",
+            mel_scale="slaney",
+            pad_mode=pad_mode,
+        )(waveform)
+
     for power in (2.0, 1.0):
         # librosa.feature.melspectrogram pads the clip's ends with zeros (pad_mode="constant")
-        reference = torchaudio.transforms.MelSpectrogram(
-            16000,
-            n_fft=1024,
-            hop_length=512,
-            n_mels=128,
-            power=power,
-            norm="slaney",
-            mel_scale="slaney",
-            pad_mode="constant",
-        )(waveform)
+        reference = torchaudio_mel(power, "constant")
         ours = LogMel(FeatureConfig(power=power))(waveform)
         assert torch.allclose(ours, 20 / power * torch.log10(reference.clamp(min=np.finfo(np.float64).eps)), atol=1e-4)
-        reflected = torchaudio.transforms.MelSpectrogram(
-            16000,
-            n_fft=1024,
-            hop_length=512,
-            n_mels=128,
-            power=power,
-            norm="slaney",
-            mel_scale="slaney",
-            pad_mode="reflect",
-        )(waveform)
+        reflected = torchaudio_mel(power, "reflect")
         # torchaudio's default (reflect) differs in the first and last frames: the baseline's do not reflect
         assert not torch.allclose(
             ours[:, 0], 20 / power * torch.log10(reflected[:, 0] + np.finfo(np.float64).eps), atol=1e-2

@@ -161,11 +161,15 @@ def test_submission_errors_name_the_file(tmp_path, capsys):
     assert "no ground_truth_<machine>_section_<XX>_test.csv files" in capsys.readouterr().err
 
 
-def test_decisions_other_than_0_or_1_are_errors(tmp_path):
-    rng = np.random.default_rng(4)
-    sections = [_random_section(rng)]
+def _one_section_submission(tmp_path, seed):
+    """A ground truth and a matching submission for one random section in tmp_path/gt and tmp_path/sub."""
+    sections = [_random_section(np.random.default_rng(seed))]
     _write_truth(tmp_path / "gt", sections)
     _write_submission(tmp_path / "sub", sections)
+
+
+def test_decisions_other_than_0_or_1_are_errors(tmp_path):
+    _one_section_submission(tmp_path, seed=4)
     decisions = tmp_path / "sub" / "decision_result_fan_section_00_test.csv"
     lines = decisions.read_text().splitlines()
     for bad in ("2", "0.5", "-1"):
@@ -189,10 +193,7 @@ def test_a_submission_for_a_section_the_ground_truth_lacks_is_reported(tmp_path,
 
 
 def test_mismatch_messages_print_plain_file_names(tmp_path):
-    rng = np.random.default_rng(6)
-    sections = [_random_section(rng)]
-    _write_truth(tmp_path / "gt", sections)
-    _write_submission(tmp_path / "sub", sections)
+    _one_section_submission(tmp_path, seed=6)
     score_file = tmp_path / "sub" / "anomaly_score_fan_section_00_test.csv"
     lines = score_file.read_text().splitlines()
     score_file.write_text("\n".join(lines[1:]) + "\n")

@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from asd.data.audio import AudioError, load_audio
+from asd.data.datamodule import clip_batch
 from asd.data.features import LogMel
 from asd.data.filenames import AUDIO_SUFFIXES
 from asd.files import write_csv
@@ -107,7 +108,7 @@ def score_files(
             file_rows = []
             for start, end in windows(waveform, rate, window_s, hop_s):
                 piece = waveform[start:end]
-                batch = {"features": [log_mel(piece)], "waveform": [piece], "section": [section], "domain": ["unknown"]}
+                batch = clip_batch([log_mel(piece)], [section], waveforms=[piece])
                 scores, decisions = module.score_batch(batch)
                 file_rows.append(
                     {

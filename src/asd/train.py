@@ -22,10 +22,11 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from asd.config_types import check_config_types
-from asd.evaluation.callback import OfficialEvaluationCallback, section_metric_logs
+from asd.evaluation.callback import OfficialEvaluationCallback, section_metric_logs, section_results
 from asd.evaluation.metrics import SectionResult, official_score, write_clip_scores, write_result_csv
 from asd.files import write_text
 from asd.system import save_system
+from asd.vocabulary import DOMAIN_CODES
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,11 @@ def machine_groups(cfg: DictConfig) -> list[list[str]]:
     raise ValueError(f"scope must be 'per_machine' or 'joint', got {cfg.scope!r}")
 
 
-def fit_and_test(cfg: DictConfig, machines: list[str], output_dir: Path) -> OfficialEvaluationCallback:
-    """Fit the configured model on ``machines`` and test it; the callback holds the section results."""
+def fit_and_test(
+    cfg: DictConfig, machines: list[str], output_dir: Path
+) -> tuple[list[SectionResult], list[SectionResult]]:
+    """Fit the configured model on ``machines`` and test it; return the test sections' results and
+    the training clips' out-of-sample scores per section."""
     name = "+".join(machines)
     model = hydra.utils.instantiate(cfg.model, backend=hydra.utils.instantiate(cfg.backend))
     datamodule = hydra.utils.instantiate(cfg.data, machines=machines, input=model.data_input)
@@ -66,7 +70,9 @@ def fit_and_test(cfg: DictConfig, machines: list[str], output_dir: Path) -> Offi
     trainer.test(model, datamodule=datamodule, verbose=False)
     if trainer.is_global_zero:
         save_system(output_dir / "systems" / f"{name}.pt", model, datamodule, cfg)
-    return evaluation
+    known_domains = all(c.info.domain in DOMAIN_CODES for c in datamodule.train_clips)
+    training = section_results(datamodule.train_clips, model.training_scores, labelled=known_domains)
+    return evaluation.sections, list(training.values()) if known_domains else []
 
 
 def resume_checkpoint(cfg: DictConfig, loggers: list, output_dir: Path) -> str | None:
@@ -105,12 +111,17 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     check_config_types(cfg)
     output_dir = Path(cfg.paths.output_dir)
     sections: list[SectionResult] = []
+    training: list[SectionResult] = []
     for machines in machine_groups(cfg):
         L.seed_everything(cfg.seed, workers=True)  # each group trains as if run alone
-        sections += fit_and_test(cfg, machines, output_dir).sections
+        tested, trained = fit_and_test(cfg, machines, output_dir)
+        sections += tested
+        training += trained
     metrics: dict[str, float] = {}
     if rank_zero_only.rank != 0:  # under DDP, other ranks computed the same sections; rank 0 writes
         return metrics, {"sections": sections}
+    if training:  # the training clips' out-of-sample scores: what asd.ensemble normalises by
+        write_clip_scores(output_dir / "training_scores.csv", training)
     if sections:
         write_result_csv(output_dir / "result.csv", sections, with_ci95=False)
         write_clip_scores(output_dir / "scores.csv", sections)

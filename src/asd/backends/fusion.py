@@ -19,6 +19,11 @@ from asd.backends.base import ScoringBackend, cross_fitted_scores
 COMBINE = {"mean": np.mean, "max": np.max, "min": np.min}
 
 
+def z_normaliser(training_scores: np.ndarray) -> tuple[float, float]:
+    """(mean, standard deviation) of out-of-sample training scores; a constant score gets 1e-12."""
+    return float(np.mean(training_scores)), float(max(np.std(training_scores), 1e-12))
+
+
 class FusionBackend(ScoringBackend):
     def __init__(self, members: Sequence[ScoringBackend], combine: str = "mean"):
         super().__init__()
@@ -37,8 +42,7 @@ class FusionBackend(ScoringBackend):
             member.fit(representations, domains, sections)
             training = cross_fitted_scores(member, representations, domains, sections)
             for section in normalisers:
-                scores = training[sections_array == section]
-                normalisers[section].append((float(scores.mean()), float(max(scores.std(), 1e-12))))
+                normalisers[section].append(z_normaliser(training[sections_array == section]))
         self.states = normalisers
 
     def score(self, representations, sections) -> np.ndarray:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Protocol, Sequence, TypedDict
 
 import lightning as L
 import numpy as np
@@ -27,13 +27,9 @@ from asd.data.features import FeatureCache, FeatureConfig, extract_log_mels, sta
 from asd.data.filenames import ClipInfo, format_attributes
 from asd.data.index import Clip, DatasetError, index_machine
 from asd.data.synthetic import ensure_dataset
+from asd.vocabulary import LABELS, section_key
 
 log = logging.getLogger(__name__)
-
-
-def section_key(info: ClipInfo) -> str:
-    """What a back-end is fitted per: one machine type's section (``fan/section_00``)."""
-    return f"{info.machine}/section_{info.section_id}"
 
 
 def class_name(info: ClipInfo) -> str:
@@ -43,7 +39,7 @@ def class_name(info: ClipInfo) -> str:
     them back, the domain stands in, so source and target still form separate classes.
     """
     attributes = format_attributes(info.attributes) or info.domain
-    return f"{section_key(info)}/{attributes}"
+    return f"{section_key(info.machine, info.section_id)}/{attributes}"
 
 
 class ClipDataset(Dataset):
@@ -70,7 +66,7 @@ class ClipDataset(Dataset):
         item = {
             "features": self.log_mels[i],
             "index": i,
-            "section": section_key(info),
+            "section": section_key(info.machine, info.section_id),
             "domain": info.domain,
             "label": self.class_index.get(class_name(info), -1),
         }
@@ -79,18 +75,72 @@ class ClipDataset(Dataset):
         return item
 
 
-def collate_clips(items: list[dict]) -> dict:
-    """Clips may differ in length, so features and waveforms stay lists; the rest become tensors/lists."""
-    batch = {
-        "features": [item["features"] for item in items],
-        "index": torch.tensor([item["index"] for item in items]),
-        "section": [item["section"] for item in items],
-        "domain": [item["domain"] for item in items],
-        "label": torch.tensor([item["label"] for item in items]),
+class ClipBatch(TypedDict, total=False):
+    """What every frontend, back-end fit, test step and ``asd.predict`` receives: one batch type,
+    made only by :func:`clip_batch`. Clips may differ in length, so per-clip tensors stay lists."""
+
+    features: list[torch.Tensor]  # (n_mels, frames) log-mels
+    waveform: list[torch.Tensor]  # mono waveforms, only for frontends that read audio
+    index: torch.Tensor  # each clip's position in the datamodule's train_clips / test_clips
+    section: list[str]  # asd.vocabulary.section_key
+    domain: list[str]  # "source" | "target" | "unknown"
+    label: torch.Tensor  # class index (datamodule.class_names), -1 where the clip has none
+
+
+def clip_batch(
+    features: list[torch.Tensor],
+    sections: list[str] | None = None,
+    domains: list[str] | None = None,
+    *,
+    waveforms: list[torch.Tensor] | None = None,
+    index: list[int] | None = None,
+    labels: list[int] | None = None,
+) -> ClipBatch:
+    """The one constructor of :class:`ClipBatch`: unknown domains are ``"unknown"``, unknown class
+    labels -1; sections, index and waveforms are included where given."""
+    batch: ClipBatch = {
+        "features": list(features),
+        "domain": list(domains) if domains is not None else ["unknown"] * len(features),
+        "label": torch.tensor(labels if labels is not None else [-1] * len(features)),
     }
-    if "waveform" in items[0]:
-        batch["waveform"] = [item["waveform"] for item in items]
+    if sections is not None:
+        batch["section"] = list(sections)
+    if index is not None:
+        batch["index"] = torch.tensor(index)
+    if waveforms is not None:
+        batch["waveform"] = list(waveforms)
     return batch
+
+
+def collate_clips(items: list[dict]) -> ClipBatch:
+    return clip_batch(
+        [item["features"] for item in items],
+        [item["section"] for item in items],
+        [item["domain"] for item in items],
+        waveforms=[item["waveform"] for item in items] if "waveform" in items[0] else None,
+        index=[item["index"] for item in items],
+        labels=[item["label"] for item in items],
+    )
+
+
+class ClipSource(Protocol):
+    """What models and callbacks may ask of a datamodule (``trainer.datamodule``), and nothing more."""
+
+    machines: list[str]
+    train_clips: list[Clip]  # normal training clips, in train_clip_dataloader's order
+    test_clips: list[Clip]  # in test_dataloader's order
+    class_names: list[str]  # the classification targets (section x attributes), sorted
+    feature_config: FeatureConfig
+    audio_config: AudioConfig
+
+    @property
+    def has_test_labels(self) -> bool: ...
+
+    def train_clip_dataloader(self) -> DataLoader: ...
+
+    def test_dataloader(self) -> DataLoader: ...
+
+    def test_log_mel(self, index: int) -> torch.Tensor: ...
 
 
 class EpochSeededSampler(Sampler):
@@ -232,10 +282,10 @@ class DCASEDataModule(L.LightningDataModule):
             return
         labels: dict[str, set[str]] = {}
         for clip in self.test_clips:
-            labels.setdefault(section_key(clip.info), set()).add(clip.info.label)
+            labels.setdefault(section_key(clip.info.machine, clip.info.section_id), set()).add(clip.info.label)
         for section, found in sorted(labels.items()):
-            if found != {"normal", "anomaly"}:
-                missing = ({"normal", "anomaly"} - found).pop()
+            if found != set(LABELS):
+                missing = (set(LABELS) - found).pop()
                 raise DatasetError(
                     f"{self.root}: the test clips of {section} hold no {missing} clip, so its AUC is undefined; "
                     "check the test folder (or its ground truth)"

@@ -12,11 +12,9 @@ import torch
 
 from asd.evaluation.metrics import SECTION_COLUMNS, SectionResult, official_score
 from asd.evaluation.submission import write_section
+from asd.vocabulary import DOMAIN_CODES, LABEL_CODES, section_key
 
 log = logging.getLogger(__name__)
-
-LABEL_CODES = {"normal": 0, "anomaly": 1}
-DOMAIN_CODES = {"source": 0, "target": 1}
 
 
 def metric_key(column: str) -> str:
@@ -58,7 +56,7 @@ def section_metric_logs(sections: list[SectionResult], prefix: str = "") -> dict
         values = section.metrics()
         metrics.update(
             {
-                f"{prefix}{section.machine}/section_{section.section_id}/{metric_key(c)}": values[c]
+                f"{prefix}{section_key(section.machine, section.section_id)}/{metric_key(c)}": values[c]
                 for c in SECTION_COLUMNS
             }
         )

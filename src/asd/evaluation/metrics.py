@@ -23,6 +23,7 @@ import scipy.stats
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
 from asd.files import write_csv
+from asd.vocabulary import DOMAINS
 
 MAX_FPR = 0.1
 EPS = sys.float_info.epsilon
@@ -38,7 +39,6 @@ SECTION_COLUMNS = [
     "F1 score (source)",
     "F1 score (target)",
 ]
-DOMAINS = ("source", "target")
 
 
 class MetricError(ValueError):

@@ -8,9 +8,9 @@ import lightning as L
 import numpy as np
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from asd.data.datamodule import section_key
 from asd.data.filenames import format_attributes
-from asd.evaluation.callback import DOMAIN_CODES, LABEL_CODES, OfficialEvaluationCallback
+from asd.evaluation.callback import OfficialEvaluationCallback
+from asd.vocabulary import DOMAIN_CODES, LABEL_CODES, section_key
 
 
 class TensorBoardViews(L.Callback):
@@ -42,7 +42,7 @@ class TensorBoardViews(L.Callback):
 
         writer = logger.experiment
         for section in evaluation.sections:
-            name = f"{section.machine}/section_{section.section_id}"
+            name = section_key(section.machine, section.section_id)
             for domain, domain_code in DOMAIN_CODES.items():
                 for label, label_code in LABEL_CODES.items():
                     chosen = (section.domains == domain_code) & (section.labels == label_code)
@@ -83,7 +83,7 @@ class TensorBoardViews(L.Callback):
                 )
                 axis.title.set_fontsize(7)
             figure.tight_layout()
-            writer.add_figure(f"log_mel/{machine}/section_{section_id}/{domain}_{label}", figure, global_step=0)
+            writer.add_figure(f"log_mel/{section_key(machine, section_id)}/{domain}_{label}", figure, global_step=0)
 
     def _projector(self, writer, datamodule, evaluation) -> None:
         clips = datamodule.test_clips
@@ -91,7 +91,7 @@ class TensorBoardViews(L.Callback):
             [
                 c.info.label,
                 c.info.domain,
-                section_key(c.info),
+                section_key(c.info.machine, c.info.section_id),
                 format_attributes(c.info.attributes) or "none",
                 c.info.file_name,
             ]

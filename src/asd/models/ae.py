@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from asd.backends import ScoringBackend
+from asd.data.datamodule import ClipBatch
 from asd.data.features import stack_frames
 from asd.models.autoencoder import DenseAutoEncoder
 from asd.models.base import AnomalyDetectionModule
@@ -54,7 +55,7 @@ class AutoEncoderModule(AnomalyDetectionModule):
         (vectors,) = batch
         self.log("val/loss", self.loss(self(vectors), vectors), on_step=False, on_epoch=True)
 
-    def representations(self, batch: dict) -> list[torch.Tensor]:
+    def representations(self, batch: ClipBatch) -> list[torch.Tensor]:
         # Clip by clip, so that a clip's errors do not depend on the batch it came in.
         stacked = [stack_frames(features, self.n_frames) for features in batch["features"]]
         return [vectors - self(vectors) for vectors in stacked]

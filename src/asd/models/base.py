@@ -10,7 +10,9 @@ import numpy as np
 import torch
 
 from asd.backends import ScoringBackend, cross_fitted_scores
+from asd.data.datamodule import ClipBatch
 from asd.evaluation.threshold import fit_gamma_threshold
+from asd.vocabulary import DOMAINS
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +35,8 @@ def decision_thresholds(
     thresholds = {}
     for section in np.unique(sections_array):
         chosen = sections_array == section
-        if (chosen & (domains_array == "source")).any():
-            chosen &= domains_array == "source"
+        if (chosen & (domains_array == DOMAINS[0])).any():
+            chosen &= domains_array == DOMAINS[0]
         thresholds[str(section)] = fit_gamma_threshold(scores[chosen], percentile)
     return thresholds
 
@@ -65,8 +67,9 @@ class AnomalyDetectionModule(L.LightningModule):
         self.backend = backend
         self.decision_percentile = decision_percentile
         self.decision_thresholds: dict[str, float] = {}
+        self.training_scores: dict[int, tuple[float, int]] = {}
 
-    def representations(self, batch: dict) -> list[torch.Tensor]:
+    def representations(self, batch: ClipBatch) -> list[torch.Tensor]:
         """One (rows x dims) tensor per clip of the batch."""
         raise NotImplementedError
 
@@ -89,32 +92,39 @@ class AnomalyDetectionModule(L.LightningModule):
     def fit_backend(self, train_clip_loader) -> None:
         was_training = self.training
         self.eval()
-        reps, domains, sections = [], [], []
+        reps, domains, sections, indices = [], [], [], []
         for batch in train_clip_loader:
             batch = self.transfer_batch_to_device(batch, self.device, 0)
             reps += self.batch_representations(batch)
             domains += list(batch["domain"])
             sections += batch["section"]
+            indices += batch["index"].tolist()
         self.backend.fit(reps, domains, sections)
         train_scores = cross_fitted_scores(self.backend, reps, domains, sections)
         self.decision_thresholds = decision_thresholds(train_scores, domains, sections, self.decision_percentile)
+        # each training clip's (out-of-sample score, decision) by its index in the datamodule's
+        # train_clips: the run keeps them (training_scores.csv) for ensembles and score fusion
+        self.training_scores = {
+            i: (float(score), int(score > self.decision_thresholds[str(section)]))
+            for i, score, section in zip(indices, train_scores, sections)
+        }
         self.train(was_training)
         log.info("back-end %s fitted on %d training clips", type(self.backend).__name__, len(reps))
 
     @torch.no_grad()
-    def score_batch(self, batch: dict) -> tuple[np.ndarray, list[int]]:
+    def score_batch(self, batch: ClipBatch) -> tuple[np.ndarray, list[int]]:
         """Anomaly scores of a batch's clips and their 0/1 decisions against their sections' thresholds."""
         return self.score_representations(self.batch_representations(batch), batch["section"])
 
     @torch.no_grad()
-    def batch_representations(self, batch: dict) -> list[np.ndarray]:
+    def batch_representations(self, batch: ClipBatch) -> list[np.ndarray]:
         return [r.detach().cpu().numpy() for r in self.representations(batch)]
 
     def score_representations(self, reps: list[np.ndarray], sections: list[str]) -> tuple[np.ndarray, list[int]]:
         scores = self.backend.score(reps, sections)
         return scores, [int(score > self.decision_thresholds[s]) for score, s in zip(scores, sections)]
 
-    def test_step(self, batch: dict, batch_idx: int) -> dict:
+    def test_step(self, batch: ClipBatch, batch_idx: int) -> dict:
         reps = self.batch_representations(batch)
         scores, decisions = self.score_representations(reps, batch["section"])
         return {

@@ -16,6 +16,7 @@ import torchaudio
 from torch import nn
 
 from asd.backends import ScoringBackend
+from asd.data.datamodule import ClipBatch, clip_batch
 from asd.models.base import AnomalyDetectionModule
 from asd.models.mobilefacenet import ArcMarginHead, MobileFaceNet, TgramBranch
 
@@ -100,7 +101,7 @@ class MobileFaceNetModule(AnomalyDetectionModule):
         if self.head is None:
             self._build_head(checkpoint["class_names"])
 
-    def embed(self, batch: dict, augment: bool = False) -> torch.Tensor:
+    def embed(self, batch: ClipBatch, augment: bool = False) -> torch.Tensor:
         x = self.input_norm(stack_cropped(batch["features"])).unsqueeze(1)  # (B, 1, n_mels, frames)
         if self.tgram is not None:
             tgram = self.tgram(stack_cropped(batch["waveform"])).unsqueeze(1)
@@ -110,10 +111,10 @@ class MobileFaceNetModule(AnomalyDetectionModule):
             x = self.spec_augment(x)
         return self.encoder(x)
 
-    def forward(self, batch: dict) -> torch.Tensor:
+    def forward(self, batch: ClipBatch) -> torch.Tensor:
         return self.embed(batch)
 
-    def _shifted_copies(self, batch: dict) -> dict:
+    def _shifted_copies(self, batch: ClipBatch) -> ClipBatch:
         """Each clip once more per entry of ``shift_classes``, its log-mel moved by that many mel
         bins, as a class of its own: the embedding must then notice where energy sits in
         frequency, which attribute classes alone need not teach (a shifted resonance is a fault)."""
@@ -121,12 +122,14 @@ class MobileFaceNetModule(AnomalyDetectionModule):
         for i, bins in enumerate(self.shift_classes, start=1):
             features += [torch.roll(f, bins, dims=0) for f in batch["features"]]
             labels.append(batch["label"] + i * len(self.class_names))
-        extended = {**batch, "features": features, "label": torch.cat(labels)}
-        if "waveform" in batch:
-            extended["waveform"] = list(batch["waveform"]) * (1 + len(self.shift_classes))
-        return extended
+        copies = 1 + len(self.shift_classes)
+        return clip_batch(
+            features,
+            waveforms=list(batch["waveform"]) * copies if "waveform" in batch else None,
+            labels=torch.cat(labels).tolist(),
+        )
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: ClipBatch, batch_idx: int) -> torch.Tensor:
         if self.shift_classes:
             batch = self._shifted_copies(batch)
         labels = batch["label"]
@@ -145,14 +148,12 @@ class MobileFaceNetModule(AnomalyDetectionModule):
         self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(labels))
         return loss
 
-    def representations(self, batch: dict) -> list[torch.Tensor]:
+    def representations(self, batch: ClipBatch) -> list[torch.Tensor]:
         # One clip at a time: a clip's score must not depend on which clips share its batch
         # (batched convolutions round differently), and clips keep their full length.
         rows = []
         for i, features in enumerate(batch["features"]):
-            clip = {"features": [features]}
-            if "waveform" in batch:
-                clip["waveform"] = [batch["waveform"][i]]
+            clip = clip_batch([features], waveforms=[batch["waveform"][i]] if "waveform" in batch else None)
             embedding = self.embed(clip)
             if self.hparams.representation == "logits":
                 embedding = self.head(embedding)[:, : len(self.class_names)]  # the real classes, not the shifted ones

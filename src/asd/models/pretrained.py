@@ -13,6 +13,7 @@ import torchaudio.functional as AF
 from torch import nn
 
 from asd.backends import ScoringBackend
+from asd.data.datamodule import ClipBatch
 from asd.models.base import AnomalyDetectionModule
 
 
@@ -44,7 +45,7 @@ class PretrainedEmbeddingModule(AnomalyDetectionModule):
         return torch.cat([frames.mean(0), frames.max(0).values])
 
     @torch.no_grad()
-    def representations(self, batch: dict) -> list[torch.Tensor]:
+    def representations(self, batch: ClipBatch) -> list[torch.Tensor]:
         rows = []
         for waveform in batch["waveform"]:
             if self.encoder.sample_rate != self.sample_rate:

@@ -1,0 +1,128 @@
+"""Combine finished runs that scored the same test clips into one result, as a run writes it.
+
+    python -m asd.ensemble <run_dir> <run_dir> [...] --out <dir> [--combine mean|max|min]
+
+Seeds, epochs or model families: each run's scores are z-normalised per section by the mean and
+standard deviation of its training clips' out-of-sample scores (``training_scores.csv``, which every
+run writes), as ``backend=fusion`` normalises its members, then combined clip by clip. The decision
+threshold of each section is fitted on the combined training scores as a run fits its own
+(:func:`asd.models.base.decision_thresholds`). Writes ``submission/``, ``result.csv``, ``scores.csv``,
+``training_scores.csv`` and ``summary.csv`` into ``--out``; there is no saved system (the members
+are different models), so ``asd.predict`` scores with each member run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from asd.backends.fusion import COMBINE, z_normaliser
+from asd.evaluation.callback import section_metric_logs
+from asd.evaluation.metrics import SectionResult, read_clip_scores, write_clip_scores, write_result_csv
+from asd.evaluation.submission import write_section
+from asd.files import write_text
+from asd.models.base import decision_thresholds
+from asd.vocabulary import DOMAINS, section_key
+
+
+class EnsembleError(ValueError):
+    """Runs that cannot be combined; the message names the run and what differs."""
+
+
+def _sections(path: Path) -> dict[tuple[str, str], SectionResult]:
+    if not path.is_file():
+        raise EnsembleError(f"{path}: missing; only finished runs of this asd version (which write it) can be combined")
+    return {(s.machine, s.section_id): s for s in read_clip_scores(path)}
+
+
+def _aligned(reference: SectionResult, other: SectionResult, run: Path) -> np.ndarray:
+    """``other``'s scores in ``reference``'s clip order; the clips must be the same."""
+    order = {name: i for i, name in enumerate(other.file_names)}
+    missing = [n for n in reference.file_names if n not in order]
+    if missing or len(order) != len(reference.file_names):
+        raise EnsembleError(
+            f"{run}: {reference.machine} section {reference.section_id} scored other clips than the first run "
+            f"({len(missing)} of its clips missing, e.g. {', '.join(map(str, missing[:3])) or '-'})"
+        )
+    return other.scores[[order[n] for n in reference.file_names]]
+
+
+def combine_runs(run_dirs: list[Path], combine: str = "mean", percentile: float = 0.9):
+    """(test sections, training sections) of the combined runs."""
+    if len(run_dirs) < 2:
+        raise EnsembleError(f"an ensemble needs at least two runs, got {len(run_dirs)}")
+    tests = [_sections(run / "scores.csv") for run in run_dirs]
+    trainings = [_sections(run / "training_scores.csv") for run in run_dirs]
+    for run, test in zip(run_dirs[1:], tests[1:]):
+        if set(test) != set(tests[0]):
+            raise EnsembleError(f"{run}: scored the sections {sorted(test)}, the first run {sorted(tests[0])}")
+    fused_tests, fused_trainings = [], []
+    for key in sorted(tests[0]):
+        reference_test, reference_training = tests[0][key], trainings[0][key]
+        test_scores, training_scores = [], []
+        for run, test, training in zip(run_dirs, tests, trainings):
+            own_training = _aligned(reference_training, training[key], run)
+            mean, std = z_normaliser(own_training)
+            training_scores.append((own_training - mean) / std)
+            test_scores.append((_aligned(reference_test, test[key], run) - mean) / std)
+        fused_test = COMBINE[combine](np.stack(test_scores), axis=0)
+        fused_training = COMBINE[combine](np.stack(training_scores), axis=0)
+        section = section_key(*key)
+        domains = [DOMAINS[d] for d in reference_training.domains]
+        threshold = decision_thresholds(fused_training, domains, [section] * len(domains), percentile)[section]
+        for reference, scores, out in (
+            (reference_test, fused_test, fused_tests),
+            (reference_training, fused_training, fused_trainings),
+        ):
+            out.append(
+                SectionResult(
+                    reference.machine,
+                    reference.section_id,
+                    reference.file_names,
+                    reference.labels,
+                    reference.domains,
+                    scores,
+                    (scores > threshold).astype(int),
+                )
+            )
+    return fused_tests, fused_trainings
+
+
+def write_ensemble(run_dirs: list[Path], out_dir: Path, combine: str = "mean") -> list[SectionResult]:
+    from asd.train import summary_table
+
+    sections, training = combine_runs(run_dirs, combine)
+    for s in sections:
+        write_section(out_dir / "submission", s.machine, s.section_id, s.file_names, s.scores, s.decisions)
+    write_result_csv(out_dir / "result.csv", sections, with_ci95=False)
+    write_clip_scores(out_dir / "scores.csv", sections)
+    write_clip_scores(out_dir / "training_scores.csv", training)
+    write_text(out_dir / "summary.csv", summary_table(sections).to_csv(index=False))
+    write_text(out_dir / "members.txt", "".join(f"{run.resolve()}\n" for run in run_dirs))
+    return sections
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m asd.ensemble", description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="finished asd.train (or asd.ensemble) run directories")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--combine", choices=sorted(COMBINE), default="mean")
+    args = parser.parse_args(argv)
+    if args.out.resolve() in {run.resolve() for run in args.runs}:
+        print(f"error: --out {args.out} is one of the runs; choose a new folder", file=sys.stderr)
+        return 2
+    try:
+        sections = write_ensemble(args.runs, args.out, args.combine)
+    except EnsembleError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    official = section_metric_logs(sections)["official_score"]
+    print(f"{len(args.runs)} runs combined ({args.combine}): official score {100 * official:.2f} -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,15 @@
+"""One vocabulary for what the parts say about a clip: its section key, its label and its domain,
+as names (file names, configs, logs) and as the official evaluator's 0/1 codes (metrics, CSVs)."""
+
+from __future__ import annotations
+
+LABELS = ("normal", "anomaly")  # the evaluator's code is the index
+DOMAINS = ("source", "target")
+LABEL_CODES = {name: code for code, name in enumerate(LABELS)}
+DOMAIN_CODES = {name: code for code, name in enumerate(DOMAINS)}
+
+
+def section_key(machine: str, section_id: str) -> str:
+    """What a back-end is fitted per and thresholds are kept by: one machine type's section
+    (``fan/section_00``), so a model trained on several machine types keeps them apart."""
+    return f"{machine}/section_{section_id}"

@@ -1,0 +1,124 @@
+"""asd.ensemble: runs combined on constructed scores where the answer is known, and on real runs."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from asd.ensemble import main as ensemble_cli
+from asd.evaluation.metrics import SectionResult, official_score, read_clip_scores, write_clip_scores
+
+
+def _section(machine, scores, domains, labels):
+    names = np.array([f"{machine}_{i:03d}.wav" for i in range(len(scores))])
+    return SectionResult(
+        machine,
+        "00",
+        names,
+        np.asarray(labels),
+        np.asarray(domains),
+        np.asarray(scores, float),
+        np.zeros(len(scores), int),
+    )
+
+
+def _fake_run(folder, test_scores, training_scores, test_domains, test_labels, training_domains, order=None):
+    """A run directory with scores.csv and training_scores.csv (the files asd.train writes); ``order``
+    lists the test clips in another order."""
+    test = _section("fan", test_scores, test_domains, test_labels)
+    if order is not None:
+        test = SectionResult(
+            "fan",
+            "00",
+            test.file_names[order],
+            test.labels[order],
+            test.domains[order],
+            test.scores[order],
+            test.decisions[order],
+        )
+    training = _section("fan", training_scores, training_domains, np.zeros(len(training_scores), int))
+    folder.mkdir()
+    write_clip_scores(folder / "scores.csv", [test])
+    write_clip_scores(folder / "training_scores.csv", [training])
+    return folder
+
+
+@pytest.fixture
+def constructed(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 0, 1], 10)
+    domains = np.repeat([0, 0, 1, 1], 10)
+    a_test = rng.normal(size=40) + labels
+    a_train = rng.normal(size=30)
+    train_domains = np.r_[np.zeros(27, int), np.ones(3, int)]
+    b_order = rng.permutation(40)
+    a = _fake_run(tmp_path / "a", a_test, a_train, domains, labels, train_domains)
+    # run b: the same scores on another scale (3x + 7), clips listed in another order
+    b = _fake_run(tmp_path / "b", 3 * a_test + 7, 3 * a_train + 7, domains, labels, train_domains, order=b_order)
+    return a, b, a_test, a_train, labels, domains
+
+
+def test_runs_on_different_scales_agree_after_normalisation(constructed, tmp_path):
+    a, b, a_test, a_train, labels, domains = constructed
+    assert ensemble_cli([str(a), str(b), "--out", str(tmp_path / "ens")]) == 0
+    (fused,) = read_clip_scores(tmp_path / "ens" / "scores.csv")
+    expected = (a_test - a_train.mean()) / a_train.std()  # both members give exactly this
+    np.testing.assert_allclose(fused.scores, expected, atol=1e-12)
+    assert official_score([fused.metrics()]) == pytest.approx(
+        official_score([_section("fan", a_test, domains, labels).metrics()]), abs=1e-12
+    )
+    for name in (
+        "result.csv",
+        "summary.csv",
+        "training_scores.csv",
+        "submission/anomaly_score_fan_section_00_test.csv",
+    ):
+        assert (tmp_path / "ens" / name).is_file()
+    decisions = pd.read_csv(tmp_path / "ens" / "submission" / "decision_result_fan_section_00_test.csv", header=None)[1]
+    assert set(decisions) <= {0, 1}
+
+
+@pytest.mark.parametrize("combine, reduce", [("max", np.max), ("min", np.min)])
+def test_max_and_min_take_the_extreme_normalised_member(combine, reduce, tmp_path):
+    rng = np.random.default_rng(1)
+    labels, domains = np.repeat([0, 1], 10), np.repeat([0, 1, 0, 1], 5)
+    tests = [rng.normal(size=20), rng.normal(size=20)]
+    trains = [rng.normal(size=15), 5 * rng.normal(size=15)]
+    runs = [_fake_run(tmp_path / f"r{i}", tests[i], trains[i], domains, labels, np.zeros(15, int)) for i in range(2)]
+    assert ensemble_cli([*map(str, runs), "--out", str(tmp_path / "ens"), "--combine", combine]) == 0
+    (fused,) = read_clip_scores(tmp_path / "ens" / "scores.csv")
+    z = [(t - tr.mean()) / tr.std() for t, tr in zip(tests, trains)]
+    np.testing.assert_allclose(fused.scores, reduce(np.stack(z), axis=0), atol=1e-12)
+
+
+def test_runs_of_other_clips_or_without_training_scores_are_refused(constructed, tmp_path, capsys):
+    a, b, a_test, a_train, labels, domains = constructed
+    other = _fake_run(tmp_path / "other", a_test[:-1], a_train, domains[:-1], labels[:-1], np.zeros(30, int))
+    assert ensemble_cli([str(a), str(other), "--out", str(tmp_path / "ens")]) == 2
+    assert f"{other}: fan section 00 scored other clips than the first run" in capsys.readouterr().err
+    (b / "training_scores.csv").unlink()
+    assert ensemble_cli([str(a), str(b), "--out", str(tmp_path / "ens")]) == 2
+    assert "training_scores.csv: missing" in capsys.readouterr().err
+    assert ensemble_cli([str(a), "--out", str(tmp_path / "ens")]) == 2
+    assert ensemble_cli([str(a), str(b), "--out", str(a)]) == 2
+
+
+def test_two_seeds_of_a_real_run_combine(make_cfg, tmp_path):
+    from omegaconf import open_dict
+
+    from asd.train import train
+
+    runs = []
+    for seed in (1, 2):
+        cfg = make_cfg("machine=ToyHum", "trainer.max_epochs=5", f"seed={seed}", "callbacks.epoch_evaluation=null")
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path / f"seed{seed}")
+        train(cfg)
+        runs.append(tmp_path / f"seed{seed}")
+    assert ensemble_cli([*map(str, runs), "--out", str(tmp_path / "ens")]) == 0
+    (fused,) = read_clip_scores(tmp_path / "ens" / "scores.csv")
+    members = [read_clip_scores(run / "scores.csv")[0] for run in runs]
+    trainings = [read_clip_scores(run / "training_scores.csv")[0] for run in runs]
+    assert all(list(m.file_names) == list(fused.file_names) for m in members)
+    z = [(m.scores - t.scores.mean()) / t.scores.std() for m, t in zip(members, trainings)]
+    np.testing.assert_allclose(fused.scores, np.mean(z, axis=0), atol=1e-12)
+    assert len(trainings[0].scores) == 100 and (trainings[0].labels == 0).all()
