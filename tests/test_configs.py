@@ -3,8 +3,10 @@ from pathlib import Path
 import hydra
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.errors import InstantiationException
 from omegaconf import OmegaConf
 
+from asd.models.encoders import EncoderWeightsError
 from asd.train import config_dir, machine_groups
 
 CONF = Path(config_dir())
@@ -66,8 +68,11 @@ def test_every_dcase_machine_type_has_a_config():
 def test_model_backend_machine_compose_and_instantiate(model, backend, machine, tmp_path):
     cfg = _compose(f"model={model}", f"backend={backend}", f"machine={machine}", f"paths.root_dir={tmp_path}")
     if model == "pretrained":  # weights are never downloaded: the default path is empty here
-        with pytest.raises(Exception, match=f"{tmp_path}.*BEATs checkpoint not found.*set encoder.path="):
+        with pytest.raises(
+            InstantiationException, match=f"{tmp_path}.*BEATs checkpoint not found.*set encoder.path="
+        ) as raised:
             hydra.utils.instantiate(cfg.model, backend=hydra.utils.instantiate(cfg.backend))
+        assert isinstance(raised.value.__cause__, EncoderWeightsError)  # Hydra wraps the encoder's own error
         return
     module = hydra.utils.instantiate(cfg.model, backend=hydra.utils.instantiate(cfg.backend))
     assert module.backend.__class__.__name__.lower().startswith(backend.replace("_", ""))
@@ -93,28 +98,61 @@ def test_datasets_compose(data):
     assert cfg.data.root.endswith("synthetic" if data == "synthetic" else f"dcase{year}t2")
 
 
-@pytest.mark.parametrize(
-    "overrides",
-    [
-        ["debug=default"],
-        ["debug=fdr"],
-        ["experiment=ae_mahalanobis"],
-        ["experiment=ae_mse"],
-        ["experiment=mfn_arcface_knn"],
-        ["experiment=pretrained_knn"],
-        ["model=pretrained", "encoder=hf"],
-        ["trainer=cpu"],
-        ["logger=many_loggers"],
-        ["scope=joint"],
-    ],
-)
-def test_other_groups_compose(overrides):
-    cfg = _compose(*overrides)
-    assert cfg.trainer._target_ == "lightning.pytorch.Trainer"
-    if overrides == ["experiment=ae_mahalanobis"]:
-        assert cfg.backend._target_.endswith("MahalanobisBackend")
-    if overrides == ["scope=joint"]:
+GROUP_EFFECTS = {
+    "debug=default": {"task_name": "debug", "trainer.max_epochs": 1, "trainer.accelerator": "cpu"},
+    "debug=fdr": {"trainer.max_epochs": 1, "trainer.limit_train_batches": 1},
+    "experiment=ae_mse": {
+        "backend._target_": "asd.backends.MSEBackend",
+        "trainer.max_epochs": 100,
+        "data.validation_split": 0.1,
+    },
+    "experiment=ae_mahalanobis": {
+        "backend._target_": "asd.backends.SelectiveMahalanobisBackend",
+        "backend.block_size": 128,
+        "trainer.max_epochs": 100,
+    },
+    "experiment=ae_fusion": {
+        "backend._target_": "asd.backends.FusionBackend",
+        "backend.members.1.block_size": 128,
+        "backend.combine": "mean",
+    },
+    "experiment=mfn_arcface_knn": {
+        "scope": "joint",
+        "model.use_tgram": True,
+        "model.shift_classes": [-6, 6],
+        "trainer.max_epochs": 30,
+    },
+    "experiment=pretrained_knn": {
+        "model._target_": "asd.models.pretrained.PretrainedEmbeddingModule",
+        "model.encoder._target_": "asd.models.encoders.BEATsEncoder",
+        "backend.density_normalise": "bank",
+    },
+    "model=pretrained encoder=hf": {
+        "model.encoder._target_": "asd.models.encoders.HuggingFaceEncoder",
+        "backend._target_": "asd.backends.KNNBackend",
+    },
+    "trainer=cpu": {"trainer.accelerator": "cpu"},
+    "scope=joint": {"scope": "joint"},
+}
+
+
+@pytest.mark.parametrize("overrides", GROUP_EFFECTS)
+def test_each_group_option_sets_what_it_says(overrides):
+    cfg = _compose(*overrides.split())
+    for key, expected in GROUP_EFFECTS[overrides].items():
+        value = OmegaConf.select(cfg, key)
+        assert (OmegaConf.to_container(value) if OmegaConf.is_config(value) else value) == expected, key
+    if overrides == "scope=joint":
         assert machine_groups(cfg) == [["ToyRotor", "ToyClicker", "ToyHum"]]
+    assert machine_groups(_compose()) == [["ToyRotor"], ["ToyClicker"], ["ToyHum"]]  # per machine by default
+
+
+def test_many_loggers_attaches_tensorboard_and_csv():
+    cfg = _compose("logger=many_loggers")
+    assert {c._target_ for c in cfg.logger.values()} == {
+        "lightning.pytorch.loggers.TensorBoardLogger",
+        "lightning.pytorch.loggers.CSVLogger",
+    }
 
 
 @pytest.mark.parametrize(

@@ -9,12 +9,14 @@ import torch
 from conftest import TINY_MFN_OVERRIDES
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from asd.data.audio import load_audio
+from asd.data.index import DatasetError
 from asd.evaluate import evaluate
 from asd.train import train
 
 
 def test_ae_beats_chance_clearly_on_the_easiest_machine(make_cfg):
-    cfg = make_cfg("machine=ToyRotor", "model=ae", "backend=mse")
+    cfg = make_cfg("machine=ToyRotor", "model=ae", "backend=mse", "trainer.max_epochs=30")
     metrics, objects = train(cfg)
     # ToyRotor's anomalies (an inharmonic partial, bearing ticks) are the easiest to hear.
     assert metrics["ToyRotor/section_00/auc_source"] > 0.9
@@ -87,7 +89,7 @@ def test_eval_split_without_ground_truth_writes_scores_only(make_cfg):
 
 def test_missing_dataset_is_a_clear_error(make_cfg, tmp_path):
     cfg = make_cfg("data=dcase2024", "machine=fan", f"data.root={tmp_path}/nowhere")
-    with pytest.raises(Exception, match="dataset root not found"):
+    with pytest.raises(DatasetError, match="dataset root not found"):
         train(cfg)
 
 
@@ -181,8 +183,36 @@ def test_mfn_logits_with_the_classifier_score(make_cfg):
         "debug=fdr",
         *TINY_MFN_OVERRIDES,
     )
-    metrics, _ = train(cfg)
-    assert 0.0 <= metrics["official_score"] <= 1.0
+    train(cfg)
+    from scipy.special import log_softmax
+
+    from asd.predict import score_files
+    from asd.system import load_systems
+
+    (system,) = load_systems(cfg.paths.output_dir).values()
+    module = system.module
+    assert module.class_names == [f"ToyHum/section_00/am_{a}_load_{lo}" for a in "25" for lo in ("hi", "lo")]
+    # a clip's score is -log softmax of its most probable class among those its section's
+    # training clips were predicted as, from the classifier's own logits
+    submitted = pd.read_csv(
+        Path(cfg.paths.output_dir) / "submission" / "anomaly_score_ToyHum_section_00_test.csv", header=None
+    )
+    test_dir = Path(cfg.data.root) / "dev_data" / "raw" / "ToyHum" / "test"
+    section_classes = module.backend.states["ToyHum/section_00"]
+    assert 1 <= len(section_classes) <= 4
+    for name, score in submitted.head(5).itertuples(index=False):
+        (row,) = score_files(system, "ToyHum/section_00", [test_dir / name])
+        batch = {"features": [system_log_mel(system, test_dir / name)], "waveform": [load_audio(test_dir / name)]}
+        logits = module.representations(batch)[0].detach().numpy()
+        assert logits.shape == (1, 4)
+        expected = float(np.mean(-np.max(log_softmax(logits, axis=1)[:, section_classes], axis=1)))
+        assert row["anomaly_score"] == pytest.approx(expected, rel=1e-5) and score == pytest.approx(expected, rel=1e-5)
+
+
+def system_log_mel(system, path):
+    from asd.data.features import LogMel
+
+    return LogMel(system.feature_config)(load_audio(path))
 
 
 def test_pretrained_encoder_is_a_memory_bank_model(make_cfg, tiny_wav2vec2):
@@ -236,3 +266,38 @@ def test_parallel_launcher_runs_jobs_in_two_worker_processes(tmp_path, run_cli):
     summary = pd.read_csv(sweep / "summary.csv").set_index("machine")
     for job, machine in (("0", "ToyRotor"), ("1", "ToyHum")):
         assert summary.loc[machine, "score"] == pytest.approx(100 * official_row(sweep / job / "result.csv"), abs=1e-9)
+
+
+def test_joint_scope_trains_one_model_on_every_selected_machine_type(make_cfg):
+    from asd.system import load_systems
+
+    cfg = make_cfg(
+        "model=mfn_arcface", "scope=joint", "machine.types=[ToyRotor,ToyHum]", "debug=fdr", *TINY_MFN_OVERRIDES
+    )
+    metrics, _ = train(cfg)
+    assert {"ToyRotor/section_00/auc_source", "ToyHum/section_00/auc_source"} <= set(metrics)
+    (system,) = load_systems(cfg.paths.output_dir).values()  # one system for both machine types
+    assert system.sections == ["ToyHum/section_00", "ToyRotor/section_00"]
+    # one classifier over both machine types' section x attribute classes
+    assert {name.split("/")[0] for name in system.module.class_names} == {"ToyRotor", "ToyHum"}
+    assert len(system.module.class_names) == 8
+
+
+EXPERIMENTS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_runs_end_to_end(experiment, make_cfg, tmp_path):
+    from conftest import build_tiny_beats_checkpoint
+
+    overrides = [f"experiment={experiment}", "machine=ToyRotor", "debug=fdr"]
+    if experiment.startswith("pretrained"):  # no real weights here: a tiny BEATs in the official layout
+        build_tiny_beats_checkpoint(tmp_path / "BEATs_tiny.pt")
+        overrides.append(f"encoder.path={tmp_path / 'BEATs_tiny.pt'}")
+    cfg = make_cfg(*overrides)
+    metrics, _ = train(cfg)
+    run = Path(cfg.paths.output_dir)
+    scores = pd.read_csv(run / "submission" / "anomaly_score_ToyRotor_section_00_test.csv", header=None)
+    assert len(scores) == 100 and np.isfinite(scores[1]).all()
+    assert metrics["official_score"] == pytest.approx(official_row(run / "result.csv"), abs=1e-12)
+    assert (run / "systems" / "ToyRotor.pt").is_file()
