@@ -75,7 +75,7 @@ def test_model_backend_machine_compose_and_instantiate(model, backend, machine, 
         assert isinstance(raised.value.__cause__, EncoderWeightsError)  # Hydra wraps the encoder's own error
         return
     module = hydra.utils.instantiate(cfg.model, backend=hydra.utils.instantiate(cfg.backend))
-    assert module.backend.__class__.__name__.lower().startswith(backend.replace("_", ""))
+    assert type(module.backend).__name__ == cfg.backend._target_.rsplit(".", 1)[-1]
     datamodule = hydra.utils.instantiate(cfg.data, machines=machine_groups(cfg)[0], input=module.data_input)
     assert datamodule.machines == [list(cfg.machine.types)[0]]
 

@@ -89,6 +89,8 @@ def read_job(job_dir: Path) -> Job:
     try:
         overrides = list(OmegaConf.load(hydra_dir / "overrides.yaml"))
         cfg = OmegaConf.load(hydra_dir / "config.yaml")
+        if "data" not in cfg and "run_dir" in cfg:  # an asd.score job: it tested the scored run's data
+            cfg = OmegaConf.load(Path(cfg.run_dir) / ".hydra" / "config.yaml")
         data = cfg.data
         job = Job(
             name=job_dir.name,

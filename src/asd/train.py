@@ -25,6 +25,7 @@ from asd.config_types import check_config_types
 from asd.evaluation.callback import OfficialEvaluationCallback, section_metric_logs, section_results
 from asd.evaluation.metrics import SectionResult, official_score, write_clip_scores, write_result_csv
 from asd.files import write_text
+from asd.representations import save_representations
 from asd.system import save_system
 from asd.vocabulary import DOMAIN_CODES
 
@@ -64,12 +65,16 @@ def fit_and_test(
     callbacks = [evaluation] + [hydra.utils.instantiate(c) for c in cfg.callbacks.values() if c is not None]
     loggers = [hydra.utils.instantiate(c, version=name) for c in cfg.logger.values()]
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    model.keep_representations = bool(cfg.get("save_representations", False))
     log.info("fitting %s on %s", cfg.model._target_.rsplit(".", 1)[-1], name)
     if model.trainable:
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg, loggers, output_dir))
     trainer.test(model, datamodule=datamodule, verbose=False)
     if trainer.is_global_zero:
         save_system(output_dir / "systems" / f"{name}.pt", model, datamodule, cfg)
+        if model.keep_representations:
+            clips = {"train": datamodule.train_clips, "test": datamodule.test_clips}
+            save_representations(output_dir / "representations" / f"{name}.npz", clips, model.kept_representations)
     if not all(c.info.domain in DOMAIN_CODES for c in datamodule.train_clips):
         return evaluation.sections, []  # DCASE 2020: no domains, nothing to normalise an ensemble by
     training = section_results(datamodule.train_clips, model.training_scores, labelled=True)
@@ -118,21 +123,25 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         tested, trained = fit_and_test(cfg, machines, output_dir)
         sections += tested
         training += trained
-    metrics: dict[str, float] = {}
     if rank_zero_only.rank != 0:  # under DDP, other ranks computed the same sections; rank 0 writes
-        return metrics, {"sections": sections}
+        return {}, {"sections": sections}
+    return write_results(output_dir, sections, training), {"sections": sections}
+
+
+def write_results(output_dir: Path, sections: list[SectionResult], training: list[SectionResult]) -> dict[str, float]:
+    """A run's result files (training_scores.csv, result.csv, scores.csv, summary.csv) and its metrics;
+    the submission CSVs are written by the evaluation (asd.train) or by asd.score itself."""
     if training:  # the training clips' out-of-sample scores: what asd.ensemble normalises by
         write_clip_scores(output_dir / "training_scores.csv", training)
-    if sections:
-        write_result_csv(output_dir / "result.csv", sections, with_ci95=False)
-        write_clip_scores(output_dir / "scores.csv", sections)
-        table = summary_table(sections)
-        write_text(output_dir / "summary.csv", table.to_csv(index=False))
-        log.info("results (%%) for %s:\n%s", output_dir, table.to_string(index=False, float_format="%.2f", na_rep=""))
-        metrics = section_metric_logs(sections)
-    else:
+    if not sections:
         log.info("no test labels: submission CSVs written to %s", output_dir / "submission")
-    return metrics, {"sections": sections}
+        return {}
+    write_result_csv(output_dir / "result.csv", sections, with_ci95=False)
+    write_clip_scores(output_dir / "scores.csv", sections)
+    table = summary_table(sections)
+    write_text(output_dir / "summary.csv", table.to_csv(index=False))
+    log.info("results (%%) for %s:\n%s", output_dir, table.to_string(index=False, float_format="%.2f", na_rep=""))
+    return section_metric_logs(sections)
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")

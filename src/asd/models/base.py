@@ -68,6 +68,10 @@ class AnomalyDetectionModule(L.LightningModule):
         self.decision_percentile = decision_percentile
         self.decision_thresholds: dict[str, float] = {}
         self.training_scores: dict[int, tuple[float, int]] = {}
+        #: Whether fitting and testing keep every clip's representation (by its index in the
+        #: datamodule's train_clips / test_clips), for the run's representations/ (asd.score).
+        self.keep_representations = False
+        self.kept_representations: dict[str, dict[int, np.ndarray]] = {"train": {}, "test": {}}
 
     def representations(self, batch: ClipBatch) -> list[torch.Tensor]:
         """One (rows x dims) tensor per clip of the batch."""
@@ -99,6 +103,16 @@ class AnomalyDetectionModule(L.LightningModule):
             domains += list(batch["domain"])
             sections += batch["section"]
             indices += batch["index"].tolist()
+        if self.keep_representations:
+            self.kept_representations["train"] = dict(zip(indices, reps))
+        self.fit_backend_on(reps, domains, sections, indices)
+        self.train(was_training)
+
+    def fit_backend_on(
+        self, reps: list[np.ndarray], domains: list[str], sections: list[str], indices: list[int]
+    ) -> None:
+        """Fit the back-end and the decision thresholds on the training clips' representations
+        (also what ``asd.score`` calls, on a run's saved representations)."""
         self.backend.fit(reps, domains, sections)
         train_scores = cross_fitted_scores(self.backend, reps, domains, sections)
         self.decision_thresholds = decision_thresholds(train_scores, domains, sections, self.decision_percentile)
@@ -108,7 +122,6 @@ class AnomalyDetectionModule(L.LightningModule):
             i: (float(score), int(score > self.decision_thresholds[str(section)]))
             for i, score, section in zip(indices, train_scores, sections)
         }
-        self.train(was_training)
         log.info("back-end %s fitted on %d training clips", type(self.backend).__name__, len(reps))
 
     @torch.no_grad()
@@ -126,6 +139,8 @@ class AnomalyDetectionModule(L.LightningModule):
 
     def test_step(self, batch: ClipBatch, batch_idx: int) -> dict:
         reps = self.batch_representations(batch)
+        if self.keep_representations:
+            self.kept_representations["test"].update(zip(batch["index"].tolist(), reps))
         scores, decisions = self.score_representations(reps, batch["section"])
         return {
             "index": batch["index"].cpu(),

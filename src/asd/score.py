@@ -1,0 +1,138 @@
+"""Refit a back-end on a finished run's saved representations and score its test clips again:
+seconds, not a retraining.
+
+    python -m asd.score <run_dir> backend=<name> [backend.<key>=...]
+    python -m asd.score -m <run_dir> backend=knn,lof,fusion
+
+Writes a complete run directory, as ``asd.train`` does (submission CSVs, ``result.csv``,
+``scores.csv``, ``training_scores.csv``, ``summary.csv``, and saved systems with the run's frontend
+and the new back-end, which ``asd.predict`` uses). The run must have saved its representations
+(``save_representations``, on by default).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections import defaultdict
+from pathlib import Path
+
+import hydra
+import numpy as np
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from asd.evaluation.metrics import SectionResult
+from asd.evaluation.submission import write_section
+from asd.files import write_text
+from asd.representations import load_representations
+from asd.system import RunDirectoryError, load_system, save_system
+from asd.train import config_dir, write_results
+from asd.vocabulary import DOMAIN_CODES, LABEL_CODES
+
+log = logging.getLogger(__name__)
+
+
+def run_config(run_dir: Path) -> DictConfig:
+    path = run_dir / ".hydra" / "config.yaml"
+    if not path.is_file():
+        raise RunDirectoryError(f"{path}: missing; give an asd.train run directory")
+    return OmegaConf.load(path)
+
+
+def backend_config(cfg: DictConfig, run_cfg: DictConfig) -> dict:
+    """The chosen back-end's config, its interpolations (${seed}, ${data.features.n_mels}) resolved in the run's config."""
+    merged = OmegaConf.merge(run_cfg, {"backend": OmegaConf.to_container(cfg.backend, resolve=False)})
+    return OmegaConf.to_container(merged.backend, resolve=True)
+
+
+def _results(clips, scores, decisions, labelled: bool) -> list[SectionResult]:
+    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i, key in enumerate(zip(clips.machines, clips.section_ids)):
+        groups[key].append(i)
+    return [
+        SectionResult(
+            machine,
+            section_id,
+            np.array([clips.file_names[i] for i in indices]),
+            np.array([LABEL_CODES[clips.labels[i]] if labelled else -1 for i in indices]),
+            np.array([DOMAIN_CODES[clips.domains[i]] if labelled else -1 for i in indices]),
+            np.array([scores[i] for i in indices]),
+            np.array([decisions[i] for i in indices]),
+        )
+        for (machine, section_id), indices in sorted(groups.items())
+    ]
+
+
+def score_run(cfg: DictConfig) -> dict[str, float]:
+    run_dir, output_dir = Path(cfg.run_dir), Path(cfg.paths.output_dir)
+    run_cfg = run_config(run_dir)
+    chosen = backend_config(cfg, run_cfg)
+    systems = sorted((run_dir / "systems").glob("*.pt"))
+    if not systems:
+        raise RunDirectoryError(f"{run_dir / 'systems'}: no saved systems; only finished runs can be scored again")
+    sections, training = [], []
+    for file in systems:
+        saved_path = run_dir / "representations" / f"{file.stem}.npz"
+        if not saved_path.is_file():
+            raise RunDirectoryError(
+                f"{saved_path}: missing; the run did not save its representations (save_representations=false?)"
+            )
+        system, saved = load_system(file), load_representations(saved_path)
+        module = system.module
+        module.backend = hydra.utils.instantiate(chosen)
+        module.check_backend()
+        train, test = saved["train"], saved["test"]
+        module.fit_backend_on(
+            train.representations, train.domains, train.sections, list(range(len(train.representations)))
+        )
+        scores, decisions = module.score_representations(test.representations, test.sections)
+        labelled = all(d in DOMAIN_CODES for d in test.domains) and all(lab in LABEL_CODES for lab in test.labels)
+        tested = _results(test, scores, decisions, labelled)
+        for s in tested:
+            write_section(output_dir / "submission", s.machine, s.section_id, s.file_names, s.scores, s.decisions)
+        sections += tested if labelled else []
+        if all(d in DOMAIN_CODES for d in train.domains):
+            train_scores = [module.training_scores[i] for i in range(len(train.representations))]
+            training += _results(train, [s for s, _ in train_scores], [d for _, d in train_scores], labelled=True)
+        model_cfg = OmegaConf.to_container(run_cfg.model, resolve=True)
+        save_system(
+            output_dir / "systems" / file.name,
+            module,
+            system,
+            OmegaConf.create({"model": model_cfg, "backend": chosen}),
+        )
+    write_text(output_dir / "scored_run.txt", f"{run_dir.resolve()}\n")
+    return write_results(output_dir, sections, training)
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="score")
+def main(cfg: DictConfig) -> float | None:
+    try:
+        metrics = score_run(cfg)
+    except Exception:
+        write_text(Path(cfg.paths.output_dir) / "error.txt", traceback.format_exc())
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            raise
+        log.exception("job failed; the multirun goes on")
+        return cfg.get("failed_job_score")
+    return metrics.get(cfg.optimized_metric)
+
+
+def _run_dir_argument(argv: list[str]) -> list[str]:
+    """``python -m asd.score <run_dir> ...``: a first argument that is a folder becomes ``run_dir=<it>``."""
+    arguments = list(argv)
+    for i, argument in enumerate(arguments):
+        if argument.startswith("-"):
+            continue
+        if "=" not in argument and Path(argument).is_dir():
+            arguments[i] = f"run_dir={Path(argument).resolve()}"
+        break
+    return arguments
+
+
+if __name__ == "__main__":
+    sys.argv[1:] = _run_dir_argument(sys.argv[1:])
+    main()

@@ -1,0 +1,83 @@
+"""asd.score: a back-end refitted on a finished run's saved representations, without the frontend."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from asd.evaluation.metrics import read_clip_scores
+from asd.predict import main as predict_cli
+
+RUN = ["machine=ToyRotor", "trainer.max_epochs=3", "callbacks.epoch_evaluation=null", "seed=7"]
+
+
+def _train(run_cli, tmp_path, name, *overrides):
+    done = run_cli(
+        "asd.train", *RUN, *overrides, "callbacks.progress_bar.refresh_rate=0", f"hydra.run.dir={tmp_path / name}"
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return tmp_path / name
+
+
+def _score(tmp_path, run, *arguments, multirun=False):
+    env = {**os.environ, "ASD_ROOT": str(tmp_path)}
+    command = [sys.executable, "-m", "asd.score", *(["-m"] if multirun else []), str(run), *arguments]
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _scores(run):
+    (section,) = read_clip_scores(run / "scores.csv")
+    return pd.Series(section.scores, index=section.file_names)
+
+
+@pytest.mark.parametrize("backend", ["selective_mahalanobis", "knn"])
+def test_rescoring_with_the_runs_own_backend_reproduces_its_scores(backend, run_cli, tmp_path):
+    run = _train(run_cli, tmp_path, "run", f"backend={backend}")
+    assert (run / "representations" / "ToyRotor.npz").is_file()
+    done = _score(tmp_path, run, f"backend={backend}", f"hydra.run.dir={tmp_path / 'rescored'}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    np.testing.assert_allclose(_scores(tmp_path / "rescored"), _scores(run), rtol=0, atol=1e-9)
+    assert (tmp_path / "rescored" / "submission" / "decision_result_ToyRotor_section_00_test.csv").is_file()
+
+
+def test_another_backend_equals_a_full_run_with_it(run_cli, tmp_path, synthetic_root):
+    run = _train(run_cli, tmp_path, "mse", "backend=mse")
+    full = _train(run_cli, tmp_path, "full", "backend=selective_mahalanobis")  # same seed: same AE weights
+    done = _score(tmp_path, run, "backend=selective_mahalanobis", f"hydra.run.dir={tmp_path / 'rescored'}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    rescored = tmp_path / "rescored"
+    np.testing.assert_allclose(_scores(rescored), _scores(full), rtol=1e-6)
+    # the rescored run is a run: asd.predict scores new audio with the frontend and the new back-end
+    test_dir = synthetic_root / "dev_data" / "raw" / "ToyRotor" / "test"
+    assert predict_cli([str(rescored), str(test_dir), "--out", str(tmp_path / "p.csv")]) == 0
+    predicted = pd.read_csv(tmp_path / "p.csv").assign(name=lambda t: t["file"].map(lambda f: Path(f).name))
+    np.testing.assert_allclose(
+        predicted.set_index("name")["anomaly_score"].loc[_scores(rescored).index], _scores(rescored), rtol=1e-6
+    )
+
+
+def test_a_multirun_over_backends_gets_its_summary(run_cli, tmp_path):
+    run = _train(run_cli, tmp_path, "run", "backend=mse")
+    sweep = tmp_path / "sweep"
+    done = _score(tmp_path, run, "backend=mse,lof,fusion", f"hydra.sweep.dir={sweep}", multirun=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = pd.read_csv(sweep / "summary.csv")
+    official = summary[summary["machine"] == "official score"]
+    assert len(official) == 3 and official["configuration"].str.contains("backend=lof").any()
+    (mse_job,) = [
+        d
+        for d in sweep.iterdir()
+        if d.is_dir() and (d / ".hydra").is_dir() and "backend=mse" in (d / ".hydra" / "overrides.yaml").read_text()
+    ]
+    np.testing.assert_allclose(_scores(mse_job), _scores(run), atol=1e-9)
+
+
+def test_a_run_without_representations_is_a_clear_error(run_cli, tmp_path):
+    run = _train(run_cli, tmp_path, "run", "save_representations=false")
+    done = _score(tmp_path, run, "backend=knn", f"hydra.run.dir={tmp_path / 'rescored'}")
+    assert done.returncode == 1
+    assert "ToyRotor.npz: missing; the run did not save its representations" in done.stderr
