@@ -43,8 +43,11 @@ def run_config(run_dir: Path) -> DictConfig:
 
 
 def backend_config(cfg: DictConfig, run_cfg: DictConfig) -> dict:
-    """The chosen back-end's config, its interpolations (${seed}, ${data.features.n_mels}) resolved in the run's config."""
-    merged = OmegaConf.merge(run_cfg, {"backend": OmegaConf.to_container(cfg.backend, resolve=False)})
+    """The chosen back-end's config, its interpolations (${seed}, ${data.features.n_mels}) resolved in
+    the run's config. It replaces the run's back-end node: merged into it, a kNN run's k_source would
+    reach another back-end's constructor."""
+    merged = OmegaConf.merge(run_cfg, {})
+    OmegaConf.update(merged, "backend", OmegaConf.to_container(cfg.backend, resolve=False), merge=False)
     return OmegaConf.to_container(merged.backend, resolve=True)
 
 
