@@ -72,7 +72,10 @@ def fit_and_test(
     trainer.test(model, datamodule=datamodule, verbose=False)
     if trainer.is_global_zero:
         save_system(output_dir / "systems" / f"{name}.pt", model, datamodule, cfg)
-        if model.keep_representations:
+        if model.keep_representations and trainer.world_size > 1:
+            # each rank scored a share of the test clips; gathering their rows is not implemented
+            log.warning("representations are not saved under DDP (asd.score needs a one-process run)")
+        elif model.keep_representations:
             clips = {"train": datamodule.train_clips, "test": datamodule.test_clips}
             save_representations(output_dir / "representations" / f"{name}.npz", clips, model.kept_representations)
     if not all(c.info.domain in DOMAIN_CODES for c in datamodule.train_clips):
