@@ -13,6 +13,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -20,20 +21,34 @@ from asd.files import write_atomically
 from asd.vocabulary import section_key
 
 
+class SavedClip(NamedTuple):
+    """What the evaluation needs of a clip; read like a ``ClipInfo`` (asd.evaluation.callback.section_results)."""
+
+    machine: str
+    section_id: str
+    file_name: str
+    domain: str
+    label: str
+
+
 @dataclass
 class SavedClips:
     """One split's clips: representations (rows x dims each) and what the evaluation needs of them."""
 
     representations: list[np.ndarray]
-    machines: list[str]
-    section_ids: list[str]
-    file_names: list[str]
-    domains: list[str]
-    labels: list[str]
+    infos: list[SavedClip]
 
     @property
     def sections(self) -> list[str]:
-        return [section_key(m, s) for m, s in zip(self.machines, self.section_ids)]
+        return [section_key(c.machine, c.section_id) for c in self.infos]
+
+    @property
+    def domains(self) -> list[str]:
+        return [c.domain for c in self.infos]
+
+    @property
+    def labels(self) -> list[str]:
+        return [c.label for c in self.infos]
 
 
 def save_representations(path: Path, clips_by_split: dict, kept: dict[str, dict[int, np.ndarray]]) -> Path:
@@ -61,6 +76,5 @@ def load_representations(path: Path) -> dict[str, SavedClips]:
             rows, counts = saved[f"{split}_rows"], saved[f"{split}_counts"]
             table = json.loads(str(saved[f"{split}_clips"]))
             reps = np.split(rows, np.cumsum(counts)[:-1]) if len(counts) else []
-            columns = list(zip(*table)) if table else [[]] * 5
-            result[split] = SavedClips(list(reps), *[list(c) for c in columns])
+            result[split] = SavedClips(list(reps), [SavedClip(*row) for row in table])
     return result

@@ -12,27 +12,19 @@ and the new back-end, which ``asd.predict`` uses). The run must have saved its r
 
 from __future__ import annotations
 
-import logging
 import sys
-import traceback
-from collections import defaultdict
 from pathlib import Path
 
 import hydra
-import numpy as np
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from asd.evaluation.metrics import SectionResult
+from asd.evaluation.callback import section_results
 from asd.evaluation.submission import write_section
 from asd.files import write_text
 from asd.representations import load_representations
 from asd.system import RunDirectoryError, load_system, save_system
-from asd.train import config_dir, write_results
+from asd.train import config_dir, run_job, write_results
 from asd.vocabulary import DOMAIN_CODES, LABEL_CODES
-
-log = logging.getLogger(__name__)
 
 
 def run_config(run_dir: Path) -> DictConfig:
@@ -49,24 +41,6 @@ def backend_config(cfg: DictConfig, run_cfg: DictConfig) -> dict:
     merged = OmegaConf.merge(run_cfg, {})
     OmegaConf.update(merged, "backend", OmegaConf.to_container(cfg.backend, resolve=False), merge=False)
     return OmegaConf.to_container(merged.backend, resolve=True)
-
-
-def _results(clips, scores, decisions, labelled: bool) -> list[SectionResult]:
-    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for i, key in enumerate(zip(clips.machines, clips.section_ids)):
-        groups[key].append(i)
-    return [
-        SectionResult(
-            machine,
-            section_id,
-            np.array([clips.file_names[i] for i in indices]),
-            np.array([LABEL_CODES[clips.labels[i]] if labelled else -1 for i in indices]),
-            np.array([DOMAIN_CODES[clips.domains[i]] if labelled else -1 for i in indices]),
-            np.array([scores[i] for i in indices]),
-            np.array([decisions[i] for i in indices]),
-        )
-        for (machine, section_id), indices in sorted(groups.items())
-    ]
 
 
 def score_run(cfg: DictConfig) -> dict[str, float]:
@@ -93,13 +67,12 @@ def score_run(cfg: DictConfig) -> dict[str, float]:
         )
         scores, decisions = module.score_representations(test.representations, test.sections)
         labelled = all(d in DOMAIN_CODES for d in test.domains) and all(lab in LABEL_CODES for lab in test.labels)
-        tested = _results(test, scores, decisions, labelled)
+        tested = list(section_results(test.infos, dict(enumerate(zip(scores, decisions))), labelled).values())
         for s in tested:
             write_section(output_dir / "submission", s.machine, s.section_id, s.file_names, s.scores, s.decisions)
         sections += tested if labelled else []
         if all(d in DOMAIN_CODES for d in train.domains):
-            train_scores = [module.training_scores[i] for i in range(len(train.representations))]
-            training += _results(train, [s for s, _ in train_scores], [d for _, d in train_scores], labelled=True)
+            training += list(section_results(train.infos, module.training_scores, labelled=True).values())
         model_cfg = OmegaConf.to_container(run_cfg.model, resolve=True)
         save_system(
             output_dir / "systems" / file.name,
@@ -113,15 +86,7 @@ def score_run(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="score")
 def main(cfg: DictConfig) -> float | None:
-    try:
-        metrics = score_run(cfg)
-    except Exception:
-        write_text(Path(cfg.paths.output_dir) / "error.txt", traceback.format_exc())
-        if HydraConfig.get().mode != RunMode.MULTIRUN:
-            raise
-        log.exception("job failed; the multirun goes on")
-        return cfg.get("failed_job_score")
-    return metrics.get(cfg.optimized_metric)
+    return run_job(cfg, score_run)
 
 
 def _run_dir_argument(argv: list[str]) -> list[str]:

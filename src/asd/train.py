@@ -11,6 +11,7 @@ import logging
 import os
 import secrets
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import hydra
@@ -80,7 +81,7 @@ def fit_and_test(
             save_representations(output_dir / "representations" / f"{name}.npz", clips, model.kept_representations)
     if not all(c.info.domain in DOMAIN_CODES for c in datamodule.train_clips):
         return evaluation.sections, []  # DCASE 2020: no domains, nothing to normalise an ensemble by
-    training = section_results(datamodule.train_clips, model.training_scores, labelled=True)
+    training = section_results([c.info for c in datamodule.train_clips], model.training_scores, labelled=True)
     return evaluation.sections, list(training.values())
 
 
@@ -147,11 +148,11 @@ def write_results(output_dir: Path, sections: list[SectionResult], training: lis
     return section_metric_logs(sections)
 
 
-@hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
-def main(cfg: DictConfig) -> float | None:
-    log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
+def run_job(cfg: DictConfig, job: Callable[[DictConfig], dict[str, float]]) -> float | None:
+    """One Hydra job (asd.train, asd.score): its ``optimized_metric`` for sweeps. A failure writes its
+    traceback to ``error.txt``; a single run then fails, a multirun goes on."""
     try:
-        metrics, _ = train(cfg)
+        metrics = job(cfg)
     except Exception:
         write_text(Path(cfg.paths.output_dir) / "error.txt", traceback.format_exc())
         if HydraConfig.get().mode != RunMode.MULTIRUN:
@@ -161,6 +162,12 @@ def main(cfg: DictConfig) -> float | None:
         log.exception("job failed; the multirun goes on")
         return cfg.get("failed_job_score")
     return metrics.get(cfg.get("optimized_metric")) if cfg.get("optimized_metric") else None
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
+    return run_job(cfg, lambda job_cfg: train(job_cfg)[0])
 
 
 if __name__ == "__main__":

@@ -23,26 +23,28 @@ def metric_key(column: str) -> str:
 
 
 def section_results(
-    clips, collected: dict[int, tuple[float, int]], labelled: bool
+    infos, collected: dict[int, tuple[float, int]], labelled: bool
 ) -> dict[tuple[str, str], SectionResult]:
-    """Test clips' (score, decision) by clip index, grouped per machine type and section.
+    """Clips' (score, decision) by clip index, grouped per machine type and section. ``infos`` describe
+    the clips (``ClipInfo``, or ``asd.representations.SavedClip``: machine, section_id, file_name,
+    label, domain).
 
     Without test labels (evaluation data without ground truth), labels and domains are -1.
     """
-    missing = [clips[i].path for i in range(len(clips)) if i not in collected]
+    missing = [infos[i].file_name for i in range(len(infos)) if i not in collected]
     if missing:
-        raise RuntimeError(f"no score was produced for {len(missing)} test clips, e.g. {missing[0]}")
+        raise RuntimeError(f"no score was produced for {len(missing)} clips, e.g. {missing[0]}")
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for i, clip in enumerate(clips):
-        groups[(clip.info.machine, clip.info.section_id)].append(i)
+    for i, info in enumerate(infos):
+        groups[(info.machine, info.section_id)].append(i)
     results = {}
     for (machine, section_id), indices in sorted(groups.items()):
         results[(machine, section_id)] = SectionResult(
             machine=machine,
             section_id=section_id,
-            file_names=np.array([clips[i].info.file_name for i in indices]),
-            labels=np.array([LABEL_CODES[clips[i].info.label] if labelled else -1 for i in indices]),
-            domains=np.array([DOMAIN_CODES[clips[i].info.domain] if labelled else -1 for i in indices]),
+            file_names=np.array([infos[i].file_name for i in indices]),
+            labels=np.array([LABEL_CODES[infos[i].label] if labelled else -1 for i in indices]),
+            domains=np.array([DOMAIN_CODES[infos[i].domain] if labelled else -1 for i in indices]),
             scores=np.array([collected[i][0] for i in indices]),
             decisions=np.array([collected[i][1] for i in indices]),
         )
@@ -93,7 +95,7 @@ class OfficialEvaluationCallback(L.Callback):
         if trainer.world_size > 1:
             self._gather_from_all_ranks(pl_module)
         labelled = trainer.datamodule.has_test_labels
-        results = section_results(trainer.datamodule.test_clips, self.scores, labelled)
+        results = section_results([c.info for c in trainer.datamodule.test_clips], self.scores, labelled)
         self.sections = list(results.values()) if labelled else []
         if not trainer.is_global_zero:
             return
@@ -152,5 +154,5 @@ class EpochEvaluationCallback(L.Callback):
             scores, decisions = pl_module.score_batch(batch)
             collected.update(zip(batch["index"].tolist(), zip(scores.tolist(), decisions)))
         pl_module.train(was_training)
-        sections = list(section_results(datamodule.test_clips, collected, labelled=True).values())
+        sections = list(section_results([c.info for c in datamodule.test_clips], collected, labelled=True).values())
         pl_module.log_dict(section_metric_logs(sections, prefix="epoch/"))
