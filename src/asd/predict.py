@@ -53,12 +53,13 @@ def choose_system(systems: dict[str, System], section: str | None) -> tuple[Syst
 
 def windows(waveform: torch.Tensor, rate: int, window_s: float | None, hop_s: float | None):
     """(start sample, end sample) of each window; the whole clip when no window is given."""
+    length = waveform.shape[-1]  # samples per channel
     if not window_s:
-        return [(0, waveform.numel())]
+        return [(0, length)]
     size, hop = int(window_s * rate), int((hop_s or window_s) * rate)
-    if waveform.numel() <= size:
-        return [(0, waveform.numel())]
-    starts = range(0, waveform.numel() - size + 1, hop)
+    if length <= size:
+        return [(0, length)]
+    starts = range(0, length - size + 1, hop)
     return [(start, start + size) for start in starts]
 
 
@@ -98,17 +99,15 @@ def score_files(
         except AudioError as err:
             rows.append({"file": str(path), "section": section, "error": str(err)})
             continue
-        if waveform.numel() / rate < shortest:
-            error = (
-                f"{path}: {waveform.numel() / rate:.3f} s of audio, shorter than the {shortest:.3f} s this system needs"
-            )
+        if waveform.shape[-1] / rate < shortest:
+            error = f"{path}: {waveform.shape[-1] / rate:.3f} s of audio, shorter than the {shortest:.3f} s this system needs"
             rows.append({"file": str(path), "section": section, "error": error})
             continue
         try:
             file_rows = []
             for start, end in windows(waveform, rate, window_s, hop_s):
-                piece = waveform[start:end]
-                batch = clip_batch([log_mel(piece)], [section], waveforms=[piece])
+                piece = waveform[..., start:end]
+                batch = clip_batch([log_mel.clip(piece)], [section], waveforms=[piece])
                 scores, decisions = module.score_batch(batch)
                 file_rows.append(
                     {

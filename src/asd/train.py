@@ -8,8 +8,6 @@ python -m asd.train -m machine=ToyRotor,ToyHum        # one job per machine type
 from __future__ import annotations
 
 import logging
-import os
-import secrets
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -31,11 +29,6 @@ from asd.system import save_system
 from asd.vocabulary import DOMAIN_CODES
 
 log = logging.getLogger(__name__)
-
-# The unique part of run and sweep folder names (conf/hydra/default.yaml).
-OmegaConf.register_new_resolver(
-    "asd_run_id", lambda: f"{os.getpid()}-{secrets.token_hex(2)}", use_cache=True, replace=True
-)
 
 
 def config_dir() -> str:

@@ -1,4 +1,4 @@
-"""Audio reading with the checks DCASE data needs: mono, expected rate, non-empty, readable."""
+"""Audio reading with the checks DCASE data needs: the expected channels and rate, non-empty, readable."""
 
 from __future__ import annotations
 
@@ -20,12 +20,25 @@ class AudioError(ValueError):
 @dataclass(frozen=True)
 class AudioConfig:
     sample_rate: int = 16000
-    # None: a multi-channel file is an error; an int: use that channel (0-based).
-    channel: int | None = None
+    # None: a multi-channel file is an error; an int: use that channel (0-based); a list: use those
+    # channels, in that order (DCASE 2026: [0, 1] = near and far microphone).
+    channel: int | tuple[int, ...] | list[int] | None = None
     # Resample files at another rate instead of rejecting them.
     resample: bool = False
     # Shorter clips cannot give one analysis frame; they are errors, not silently padded.
     min_duration_s: float = 0.064
+
+    def __post_init__(self):
+        if self.channel is not None and not isinstance(self.channel, int):
+            channels = tuple(int(c) for c in self.channel)  # a config's ListConfig becomes plain data
+            if not channels or len(set(channels)) != len(channels):
+                raise ValueError(f"data.audio.channel={list(channels)}: give distinct channel indices")
+            object.__setattr__(self, "channel", channels)
+
+    @property
+    def channel_count(self) -> int:
+        """Channels per waveform: 1, or the length of a ``channel`` list."""
+        return len(self.channel) if isinstance(self.channel, tuple) else 1
 
 
 def check_wav_complete(path: Path) -> None:
@@ -53,7 +66,8 @@ def check_wav_complete(path: Path) -> None:
 
 
 def load_audio(path: str | Path, config: AudioConfig = AudioConfig()) -> torch.Tensor:
-    """Read a clip as a mono float32 waveform at ``config.sample_rate``."""
+    """Read a clip as a float32 waveform at ``config.sample_rate``: (time,) for one channel,
+    (channels, time) where ``config.channel`` is a list."""
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"{path}: no such audio file")
@@ -68,12 +82,14 @@ def load_audio(path: str | Path, config: AudioConfig = AudioConfig()) -> torch.T
     if samples.shape[1] > 1:
         if config.channel is None:
             raise AudioError(
-                f"{path}: has {samples.shape[1]} channels, expected mono; "
-                "set data.audio.channel=<index> to use one channel"
+                f"{path}: has {samples.shape[1]} channels, expected mono; set data.audio.channel=<index> "
+                "to use one channel, or a list of them (DCASE 2026 stereo files: data=dcase2026)"
             )
-        if not 0 <= config.channel < samples.shape[1]:
-            raise AudioError(f"{path}: has {samples.shape[1]} channels, no channel {config.channel}")
-    selected = samples[:, config.channel or 0]
+    wanted = list(config.channel) if isinstance(config.channel, tuple) else [config.channel or 0]
+    missing = [c for c in wanted if not 0 <= c < samples.shape[1]]
+    if missing:
+        raise AudioError(f"{path}: has {samples.shape[1]} channel(s), no channel {missing[0]} (data.audio.channel)")
+    selected = samples[:, wanted].T if isinstance(config.channel, tuple) else samples[:, wanted[0]]
     # a float64 sum of float32 samples cannot overflow: it is finite exactly when every sample is
     if not math.isfinite(float(selected.sum(dtype=np.float64))):
         raise AudioError(f"{path}: holds NaN or infinite samples")
@@ -85,9 +101,9 @@ def load_audio(path: str | Path, config: AudioConfig = AudioConfig()) -> torch.T
                 "set data.audio.resample=true to resample"
             )
         waveform = AF.resample(waveform, rate, config.sample_rate)
-    if waveform.numel() < config.min_duration_s * config.sample_rate:
+    if waveform.shape[-1] < config.min_duration_s * config.sample_rate:
         raise AudioError(
-            f"{path}: {waveform.numel() / config.sample_rate:.3f} s long, "
+            f"{path}: {waveform.shape[-1] / config.sample_rate:.3f} s long, "
             f"shorter than the minimum of {config.min_duration_s} s"
         )
     return waveform

@@ -172,6 +172,7 @@ class DCASEDataModule(L.LightningDataModule):
         eval_data_list: str | None = None,
         correspondence_dir: str | None = None,
         synthetic_seed: int | None = None,
+        synthetic_channels: int = 1,
         audio: dict | None = None,
         features: dict | None = None,
         input: str = "frames",
@@ -200,6 +201,7 @@ class DCASEDataModule(L.LightningDataModule):
         self.eval_data_list = eval_data_list
         self.correspondence_dir = correspondence_dir
         self.synthetic_seed = synthetic_seed
+        self.synthetic_channels = synthetic_channels
         self.audio_config = AudioConfig(**(audio or {}))
         self.feature_config = FeatureConfig(**(features or {}))
         if self.feature_config.sample_rate != self.audio_config.sample_rate:
@@ -224,7 +226,7 @@ class DCASEDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         if self.synthetic_seed is not None:
-            ensure_dataset(self.root, seed=self.synthetic_seed)
+            ensure_dataset(self.root, seed=self.synthetic_seed, channels=self.synthetic_channels)
         elif not self.root.is_dir():
             raise DatasetError(
                 f"{self.root}: dataset root not found; download the DCASE {self.year} Task 2 data "

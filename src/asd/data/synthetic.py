@@ -16,7 +16,11 @@ renamed ``section_00_0000.wav``) with the evaluator's ground-truth CSVs under
 ``ground_truth/``. Everything is a pure function of the seed, so the same seed gives
 byte-identical files.
 
-CLI: ``python -m asd.data.synthetic <root> [--seed N]``.
+With ``channels=2`` the files are stereo as in DCASE 2026: the left channel is the near
+microphone (the mono clip), the right one a far microphone that hears the machine weaker and
+later, over more room noise.
+
+CLI: ``python -m asd.data.synthetic <root> [--seed N] [--channels 2]``.
 """
 
 from __future__ import annotations
@@ -127,12 +131,27 @@ def _render(machine: str, seed_parts: tuple[int, ...], domain: str, anomaly: str
     return np.clip(waveform, -1.0, 1.0).astype(np.float32), attributes
 
 
+def _far_microphone(near: np.ndarray, seed_parts: tuple[int, ...]) -> np.ndarray:
+    """The far microphone's recording of a clip: a third of the level, 3 ms later, with room noise
+    as loud as the machine there (its own draw, so the near channel stays the mono clip)."""
+    rng = np.random.default_rng((*seed_parts, 2))
+    delayed = np.concatenate([np.zeros(48), near[:-48]]) / 3.0
+    noise = _noise(rng, near.size, 1.0) * np.std(delayed)
+    return np.clip(delayed + noise, -1.0, 1.0).astype(np.float32)
+
+
+def _write(path: Path, waveform: np.ndarray, seed_parts: tuple[int, ...], channels: int) -> None:
+    if channels == 2:
+        waveform = np.stack([waveform, _far_microphone(waveform, seed_parts)], axis=1)
+    sf.write(path, waveform, SAMPLE_RATE, subtype="PCM_16")
+
+
 def _name(domain: str, split: str, label: str, index: int, attributes: dict) -> str:
     return f"section_00_{domain}_{split}_{label}_{index:04d}_{format_attributes(attributes.items())}.wav"
 
 
 def _write_machine(
-    machine_dir: Path, machine_no: int, seed: int, spec: SyntheticSpec, part: int
+    machine_dir: Path, machine_no: int, seed: int, spec: SyntheticSpec, part: int, channels: int
 ) -> list[tuple[str, str]]:
     """Write train and test clips; return (file name, label) pairs of the test clips in index order."""
     anomalies = MACHINES[machine_dir.name][4]
@@ -143,16 +162,17 @@ def _write_machine(
         for index in range(count):
             seed_parts = (seed, part, machine_no, 0, index + (0 if domain == "source" else 10000))
             waveform, attributes = _render(machine_dir.name, seed_parts, domain, None, spec)
-            sf.write(machine_dir / "train" / _name(domain, "train", "normal", index, attributes), waveform, SAMPLE_RATE, subtype="PCM_16")
+            _write(machine_dir / "train" / _name(domain, "train", "normal", index, attributes), waveform, seed_parts, channels)
     tests = []
     index = 0
     for domain in ("source", "target"):
         for label in ("normal", "anomaly"):
             for k in range(spec.test_per_domain_and_label):
                 anomaly = anomalies[k % len(anomalies)] if label == "anomaly" else None
-                waveform, attributes = _render(machine_dir.name, (seed, part, machine_no, 1, index), domain, anomaly, spec)
+                seed_parts = (seed, part, machine_no, 1, index)
+                waveform, attributes = _render(machine_dir.name, seed_parts, domain, anomaly, spec)
                 name = _name(domain, "test", label, index, attributes)
-                sf.write(machine_dir / "test" / name, waveform, SAMPLE_RATE, subtype="PCM_16")
+                _write(machine_dir / "test" / name, waveform, seed_parts, channels)
                 tests.append(name)
                 index += 1
     rebuild_attributes_csv(machine_dir)
@@ -202,24 +222,30 @@ def _check_replaceable(root: Path) -> None:
         )
 
 
-def generate(root: str | Path, seed: int = 0, spec: SyntheticSpec = SyntheticSpec()) -> Path:
-    """Write the dataset under ``root`` and return ``root``.
+def _marker(seed: int, spec: SyntheticSpec, channels: int) -> dict:
+    return {"generator_version": GENERATOR_VERSION, "seed": seed, "spec": spec.__dict__, "channels": channels}
+
+
+def generate(root: str | Path, seed: int = 0, spec: SyntheticSpec = SyntheticSpec(), channels: int = 1) -> Path:
+    """Write the dataset under ``root`` and return ``root``; ``channels`` 1 (mono, DCASE 2020-2025)
+    or 2 (near and far microphone, DCASE 2026).
 
     ``root`` may be missing, empty, or a synthetic dataset written before (marker file present),
     which is replaced; anything else is a :class:`NotSyntheticError` and nothing is touched.
     """
     root = Path(root)
+    if channels not in (1, 2):
+        raise ValueError(f"the synthetic data has 1 or 2 channels, not {channels}")
     _check_replaceable(root)
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".synthetic-", dir=root.parent))
     try:
         for machine_no, machine in enumerate(MACHINES):
-            _write_machine(staging / "dev_data" / "raw" / machine, machine_no, seed, spec, part=0)
+            _write_machine(staging / "dev_data" / "raw" / machine, machine_no, seed, spec, 0, channels)
         eval_machine_no = list(MACHINES).index(EVAL_MACHINE)
-        tests = _write_machine(staging / "eval_data" / "raw" / EVAL_MACHINE, eval_machine_no, seed, spec, part=1)
+        tests = _write_machine(staging / "eval_data" / "raw" / EVAL_MACHINE, eval_machine_no, seed, spec, 1, channels)
         _make_eval_copy(staging, tests, seed)
-        marker = {"generator_version": GENERATOR_VERSION, "seed": seed, "spec": spec.__dict__}
-        (staging / MARKER).write_text(json.dumps(marker, indent=1))
+        (staging / MARKER).write_text(json.dumps(_marker(seed, spec, channels), indent=1))
         if root.exists():
             _check_replaceable(root)  # again: another process may have written into it meanwhile
             shutil.rmtree(root)
@@ -229,16 +255,15 @@ def generate(root: str | Path, seed: int = 0, spec: SyntheticSpec = SyntheticSpe
     return root
 
 
-def ensure_dataset(root: str | Path, seed: int = 0, spec: SyntheticSpec = SyntheticSpec()) -> Path:
+def ensure_dataset(root: str | Path, seed: int = 0, spec: SyntheticSpec = SyntheticSpec(), channels: int = 1) -> Path:
     """Generate the dataset unless ``root`` already holds this seed's complete copy."""
     root = Path(root)
     try:
         marker = json.loads((root / MARKER).read_text())
     except (OSError, ValueError):
         marker = None
-    expected = {"generator_version": GENERATOR_VERSION, "seed": seed, "spec": spec.__dict__}
-    if marker != expected:
-        generate(root, seed, spec)
+    if marker != _marker(seed, spec, channels):
+        generate(root, seed, spec, channels)
     return root
 
 
@@ -246,9 +271,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m asd.data.synthetic", description="Write the synthetic DCASE-layout dataset.")
     parser.add_argument("root", type=Path)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--channels", type=int, choices=(1, 2), default=1, help="2: stereo near/far microphone files (DCASE 2026)"
+    )
     args = parser.parse_args(argv)
     try:
-        generate(args.root, args.seed)
+        generate(args.root, args.seed, channels=args.channels)
     except NotSyntheticError as err:
         parser.exit(2, f"error: {err}\n")
     print(f"synthetic dataset written to {args.root}")

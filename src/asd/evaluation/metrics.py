@@ -236,7 +236,7 @@ def write_result_csv(path: Path, sections: list[SectionResult], with_ci95: bool 
 # The official score of each challenge year (see the DCASE Task 2 task descriptions).
 # 2020: no domains; AUC and pAUC over the whole section, averaged arithmetically.
 # 2021: AUC and pAUC per section and domain, each on that domain's clips only, harmonic mean.
-# 2022-2025: AUC (source), AUC (target) (each with all anomalies) and the section's pAUC, harmonic mean.
+# 2022 on (2026 too): AUC (source), AUC (target) (each with all anomalies) and the section's pAUC, harmonic mean.
 YEAR_METRICS = {
     2020: ("AUC", "pAUC"),
     2021: ("AUC (source)", "AUC (target)", "pAUC (source)", "pAUC (target)"),

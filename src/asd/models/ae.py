@@ -22,6 +22,7 @@ class AutoEncoderModule(AnomalyDetectionModule):
         backend: ScoringBackend,
         n_mels: int = 128,
         n_frames: int = 5,
+        in_channels: int = 1,
         hidden_dim: int = 128,
         n_hidden: int = 4,
         bottleneck_dim: int = 8,
@@ -36,7 +37,7 @@ class AutoEncoderModule(AnomalyDetectionModule):
         self.n_frames = n_frames
         self.min_frames = n_frames
         self.autoencoder = DenseAutoEncoder(
-            n_mels * n_frames, hidden_dim, n_hidden, bottleneck_dim, batch_norm_momentum, batch_norm_eps
+            in_channels * n_mels * n_frames, hidden_dim, n_hidden, bottleneck_dim, batch_norm_momentum, batch_norm_eps
         )
         self.loss = nn.MSELoss()
 

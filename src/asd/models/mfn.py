@@ -32,6 +32,7 @@ class MobileFaceNetModule(AnomalyDetectionModule):
         self,
         backend: ScoringBackend,
         n_mels: int = 128,
+        in_channels: int = 1,
         n_fft: int = 1024,
         hop_length: int = 512,
         use_tgram: bool = False,
@@ -60,10 +61,13 @@ class MobileFaceNetModule(AnomalyDetectionModule):
         self.save_hyperparameters(ignore=["backend", "class_names"])
         self.data_input = "waveforms" if use_tgram else "clips"
         self.gives_logits = representation == "logits"
-        # per mel bin: quiet high bands, where faults often show, get the same weight as loud low ones
-        self.input_norm = nn.BatchNorm1d(n_mels)
+        # per mel bin (of each channel): quiet high bands, where faults often show, get the same
+        # weight as loud low ones
+        self.input_norm = nn.BatchNorm1d(in_channels * n_mels)
         self.tgram = TgramBranch(n_mels, n_fft, hop_length) if use_tgram else None
-        self.encoder = MobileFaceNet(2 if use_tgram else 1, embedding_dim, width, channels, final_channels)
+        # each audio channel (DCASE 2026: near and far microphone) is an image channel, as is its STgram
+        image_channels = in_channels * (2 if use_tgram else 1)
+        self.encoder = MobileFaceNet(image_channels, embedding_dim, width, channels, final_channels)
         augment = []
         if freq_mask:
             augment.append(torchaudio.transforms.FrequencyMasking(freq_mask))
@@ -102,9 +106,11 @@ class MobileFaceNetModule(AnomalyDetectionModule):
             self._build_head(checkpoint["class_names"])
 
     def embed(self, batch: ClipBatch, augment: bool = False) -> torch.Tensor:
-        x = self.input_norm(stack_cropped(batch["features"])).unsqueeze(1)  # (B, 1, n_mels, frames)
+        x = self.input_norm(stack_cropped(batch["features"]))  # (B, channels * n_mels, frames)
+        x = x.unflatten(1, (self.hparams.in_channels, self.hparams.n_mels))  # (B, channels, n_mels, frames)
         if self.tgram is not None:
-            tgram = self.tgram(stack_cropped(batch["waveform"])).unsqueeze(1)
+            waveforms = stack_cropped(batch["waveform"])  # (B, time) or (B, channels, time)
+            tgram = self.tgram(waveforms.flatten(0, -2)).unflatten(0, (len(x), self.hparams.in_channels))
             frames = min(x.shape[-1], tgram.shape[-1])
             x = torch.cat([x[..., :frames], tgram[..., :frames]], dim=1)
         if augment:
@@ -120,7 +126,11 @@ class MobileFaceNetModule(AnomalyDetectionModule):
         frequency, which attribute classes alone need not teach (a shifted resonance is a fault)."""
         features, labels = list(batch["features"]), [batch["label"]]
         for i, bins in enumerate(self.shift_classes, start=1):
-            features += [torch.roll(f, bins, dims=0) for f in batch["features"]]
+            # within each channel's log-mel: a shift must not carry one channel's bands into the next
+            features += [
+                torch.roll(f.unflatten(0, (self.hparams.in_channels, -1)), bins, dims=1).flatten(0, 1)
+                for f in batch["features"]
+            ]
             labels.append(batch["label"] + i * len(self.class_names))
         copies = 1 + len(self.shift_classes)
         return clip_batch(

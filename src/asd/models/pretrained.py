@@ -29,8 +29,14 @@ class PretrainedEmbeddingModule(AnomalyDetectionModule):
         sample_rate: int = 16000,
         pooling: str = "mean",
         decision_percentile: float = 0.9,
+        in_channels: int = 1,
     ):
         super().__init__(backend=backend, decision_percentile=decision_percentile)
+        if in_channels != 1:
+            raise ValueError(
+                f"model=pretrained encodes one channel, data.audio.channel selects {in_channels}; "
+                "choose one (DCASE 2026: data.audio.channel=0, the near microphone)"
+            )
         if pooling not in ("mean", "max", "mean+max"):
             raise ValueError(f"model.pooling must be 'mean', 'max' or 'mean+max', got {pooling!r}")
         self.encoder = encoder.eval().requires_grad_(False)
