@@ -11,7 +11,7 @@ by the official definition of the data's year (``data.year``):
 
 * 2020: arithmetic mean of every section's AUC and pAUC (no domains);
 * 2021: harmonic mean of every section's AUC and pAUC per domain, each on that domain's clips;
-* 2022-2025: harmonic mean of every section's AUC (source), AUC (target) and pAUC.
+* 2022 on: harmonic mean of every section's AUC (source), AUC (target) and pAUC.
 
 The per-clip scores come from each job's ``scores.csv``; a failed job (``error.txt``) is listed
 with the last line of its error, and its group's official score is marked incomplete.

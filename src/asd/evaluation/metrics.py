@@ -1,4 +1,4 @@
-"""The official DCASE Task 2 metrics (2022-2025 definition), reproducing the official evaluator.
+"""The official DCASE Task 2 metrics (the 2022 on definition, 2020 and 2021 too), reproducing the official evaluator.
 
 Per machine type and section:
 
@@ -99,7 +99,7 @@ def harmonic_mean(values) -> float:
 
 def official_score(section_metrics_list: list[dict[str, float]], year: int = 2024) -> float:
     """The official score of ``year`` over these sections' metrics (:func:`year_section_metrics`,
-    or :meth:`SectionResult.metrics` from 2022 on): 2022-2025 the harmonic mean of every AUC
+    or :meth:`SectionResult.metrics` from 2022 on): 2022 on the harmonic mean of every AUC
     (source), AUC (target) and pAUC; 2021 of every per-domain AUC and pAUC; 2020 the arithmetic
     mean of every AUC and pAUC."""
     definition = score_definition_year(year)
