@@ -127,6 +127,20 @@ GROUP_EFFECTS = {
         "model.encoder._target_": "asd.models.encoders.BEATsEncoder",
         "backend.density_normalise": "bank",
     },
+    "experiment=beats_lora": {
+        "model._target_": "asd.models.finetune.FineTunedEncoderModule",
+        "model.encoder._target_": "asd.models.encoders.BEATsEncoder",
+        "model.loss": "sc_adacos",
+        "model.lora_rank": 64,
+        "scope": "joint",
+        "trainer.gradient_clip_val": 1.0,
+    },
+    "model=finetune encoder=hf": {
+        "model.encoder._target_": "asd.models.encoders.HuggingFaceEncoder",
+        "model.target_modules": ["q_proj", "v_proj"],
+        "backend._target_": "asd.backends.KNNBackend",
+    },
+    "data=dcase2026": {"data.audio.channel": 0, "data.synthetic_channels": 2, "data.year": 2026},
     "model=pretrained encoder=hf": {
         "model.encoder._target_": "asd.models.encoders.HuggingFaceEncoder",
         "backend._target_": "asd.backends.KNNBackend",

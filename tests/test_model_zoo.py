@@ -151,7 +151,7 @@ def test_arcface_margin_lowers_the_target_logit():
     others = torch.ones_like(plain, dtype=torch.bool)
     others[rows, labels] = False
     assert torch.equal(with_margin[others], plain[others])
-    assert torch.allclose(plain, 30.0 * head.cosine(embeddings), atol=1e-5)
+    assert torch.allclose(plain, 30.0 * head.cosine(embeddings)[..., 0], atol=1e-5)
 
 
 def test_adacos_adapts_its_scale():
@@ -162,12 +162,37 @@ def test_adacos_adapts_its_scale():
     embeddings, labels = torch.randn(32, 16), torch.randint(0, 10, (32,))
     # AdaCos (Zhang et al. 2019): s = log(mean over the batch of sum over non-target classes of
     # exp(s_old * cos)) / cos(min(pi/4, median target angle))
-    cosine = head.cosine(embeddings).detach().double()
+    cosine = head.cosine(embeddings)[..., 0].detach().double()
     target = torch.nn.functional.one_hot(labels, 10).bool()
     others = (torch.exp(start * cosine) * ~target).sum(1).mean()
     median_angle = torch.median(torch.arccos(cosine[target].clamp(-1, 1)))
     expected = float(torch.log(others) / torch.cos(torch.clamp(median_angle, max=np.pi / 4)))
     head(embeddings, labels)
+    assert float(head.scale) == pytest.approx(expected, rel=1e-4)
+
+
+def test_sub_cluster_adacos_sums_each_class_over_its_centres():
+    torch.manual_seed(0)
+    head = ArcMarginHead(16, 4, margin=0.0, adaptive_scale=True, sub_centers=3, trainable_centers=False).train()
+    assert head.weight.shape == (12, 16) and not head.weight.requires_grad
+    assert float(head.scale) == pytest.approx(np.sqrt(2) * np.log(11))  # AdaCos's start for 12 centres
+    embeddings, labels = torch.randn(8, 16), torch.randint(0, 4, (8,))
+    start = float(head.scale)
+    centre_logits = start * torch.nn.functional.linear(
+        torch.nn.functional.normalize(embeddings), torch.nn.functional.normalize(head.weight)
+    )
+    logits = head(embeddings)
+    assert logits.shape == (8, 4)
+    # the class probability is the sum of its centres' probabilities in one softmax over all centres
+    centre_probabilities = torch.softmax(centre_logits, dim=1).view(8, 4, 3).sum(-1)
+    assert torch.allclose(torch.softmax(logits, 1), centre_probabilities, atol=1e-6)
+    head(embeddings, labels)
+    # the scale adapted: over the non-target centres, against the nearest target centre's angle
+    cosine = head.cosine(embeddings).detach().double()
+    target = torch.nn.functional.one_hot(labels, 4).bool().unsqueeze(-1).expand_as(cosine)
+    others = (torch.exp(start * cosine) * ~target).sum((1, 2)).mean()
+    nearest = torch.arccos(cosine.masked_fill(~target, -1).amax((1, 2)))
+    expected = float(torch.log(others) / torch.cos(torch.clamp(torch.median(nearest), max=np.pi / 4)))
     assert float(head.scale) == pytest.approx(expected, rel=1e-4)
 
 

@@ -7,7 +7,8 @@ someone else cannot run anything, and a system keeps loading when a class change
 * ``format`` (:data:`SYSTEM_FORMAT`), ``model_config`` and ``backend_config`` (the resolved Hydra
   configs, as YAML), from which the module is rebuilt;
 * ``state_dict``: the module's weights, less the frozen pretrained encoder's, which are rebuilt
-  from ``encoder.path`` and checked against ``base_fingerprint`` (a SHA-256 of their values);
+  from ``encoder.path`` and checked against ``base_fingerprint`` (a SHA-256 of their values): a
+  fine-tuned encoder's system holds its adapters, pooling and head only;
 * ``class_names``, ``backend_states`` (kNN banks, covariances, … as tensors), ``decision_thresholds``;
 * ``feature_config`` and ``audio_config``.
 
@@ -87,13 +88,9 @@ def weights_fingerprint(state_dict: dict[str, torch.Tensor]) -> str:
 
 def _split_base_weights(module: AnomalyDetectionModule) -> tuple[dict, dict]:
     """(saved weights, frozen base weights rebuilt from the encoder's own file)."""
-    prefix = module.base_weights_prefix
+    base = module.base_weight_names()
     state = module.state_dict()
-    if prefix is None:
-        return state, {}
-    return {k: v for k, v in state.items() if not k.startswith(prefix)}, {
-        k: v for k, v in state.items() if k.startswith(prefix)
-    }
+    return {k: v for k, v in state.items() if k not in base}, {k: v for k, v in state.items() if k in base}
 
 
 def save_system(path: Path, module: AnomalyDetectionModule, datamodule, cfg: DictConfig) -> None:

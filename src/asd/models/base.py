@@ -55,7 +55,7 @@ class AnomalyDetectionModule(L.LightningModule):
     data_input = "clips"
     trainable = True
     #: Weights (state-dict prefix) that come from a pretrained file rather than training: a saved
-    #: system keeps their fingerprint, not their values (asd.system).
+    #: system keeps their fingerprint, not their values (asd.system); see base_weight_names.
     base_weights_prefix: str | None = None
     #: The fewest log-mel frames a clip needs to be scored (asd.predict refuses shorter audio).
     min_frames: int = 1
@@ -72,6 +72,11 @@ class AnomalyDetectionModule(L.LightningModule):
         #: datamodule's train_clips / test_clips), for the run's representations/ (asd.score).
         self.keep_representations = False
         self.kept_representations: dict[str, dict[int, np.ndarray]] = {"train": {}, "test": {}}
+
+    def base_weight_names(self) -> set[str]:
+        """State-dict keys of the weights that come from a pretrained file, not from training."""
+        prefix = self.base_weights_prefix
+        return {key for key in self.state_dict() if key.startswith(prefix)} if prefix else set()
 
     def representations(self, batch: ClipBatch) -> list[torch.Tensor]:
         """One (rows x dims) tensor per clip of the batch."""

@@ -1,6 +1,8 @@
 """Frozen pretrained audio encoders, loaded ONLY from local paths (no downloads at run time).
 
-An encoder maps one mono waveform at its own ``sample_rate`` to frame embeddings (frames x dims).
+An encoder maps one mono waveform at its own ``sample_rate`` to frame embeddings (frames x dims);
+``encode`` does the same for a batch of equal-length waveforms (batch x frames x dims), which
+fine-tuning (``model=finetune``) trains through.
 
 * :class:`HuggingFaceEncoder`: any ``transformers`` audio model that ``AutoModel`` loads from a
   local directory (AST, WavLM, HuBERT, wav2vec 2.0, Whisper's encoder, ...), with the
@@ -61,15 +63,21 @@ class HuggingFaceEncoder(nn.Module):
         self.sample_rate = int(getattr(self.feature_extractor, "sampling_rate", 16000) or 16000)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        return self.encode(waveform.unsqueeze(0))[0]
+
+    def encode(self, waveforms: torch.Tensor) -> torch.Tensor:
         if self.feature_extractor is not None:
-            inputs = self.feature_extractor(waveform.cpu().numpy(), sampling_rate=self.sample_rate, return_tensors="pt")
-            inputs = {k: v.to(waveform.device) for k, v in inputs.items() if k in ("input_values", "input_features")}
+            # the extractor's own preprocessing (normalisation, AST's fbank) runs on numpy; the
+            # waveforms themselves are never trained, so nothing needs their gradient
+            inputs = self.feature_extractor(
+                list(waveforms.detach().cpu().numpy()), sampling_rate=self.sample_rate, return_tensors="pt"
+            )
+            inputs = {k: v.to(waveforms.device) for k, v in inputs.items() if k in ("input_values", "input_features")}
         else:
-            inputs = {"input_values": waveform.unsqueeze(0)}
+            inputs = {"input_values": waveforms}
         module = self.model.encoder if self.is_whisper else self.model
         outputs = module(**inputs, output_hidden_states=self.layer is not None)
-        hidden = outputs.hidden_states[self.layer] if self.layer is not None else outputs.last_hidden_state
-        return hidden[0]
+        return outputs.hidden_states[self.layer] if self.layer is not None else outputs.last_hidden_state
 
 
 class BEATsEncoder(nn.Module):
@@ -103,3 +111,8 @@ class BEATsEncoder(nn.Module):
         lengths = torch.tensor([waveform.shape[-1]], device=waveform.device)
         frames, frame_lengths, _ = self.encoder(waveform.unsqueeze(0), lengths, waveform_input=True)
         return frames[0, : int(frame_lengths[0])]
+
+    def encode(self, waveforms: torch.Tensor) -> torch.Tensor:
+        lengths = torch.full((len(waveforms),), waveforms.shape[-1], device=waveforms.device)
+        frames, _, _ = self.encoder(waveforms, lengths, waveform_input=True)
+        return frames

@@ -20,6 +20,24 @@ from asd.data.datamodule import ClipBatch, clip_batch
 from asd.models.base import AnomalyDetectionModule
 from asd.models.mobilefacenet import ArcMarginHead, MobileFaceNet, TgramBranch
 
+#: model.loss: ArcFace (fixed scale, additive angular margin), AdaCos (adaptive scale, no margin),
+#: sub-cluster AdaCos (AdaCos over ``sub_centers`` centres per class, Wilkinghoff)
+MARGIN_LOSSES = ("arcface", "adacos", "sc_adacos")
+
+
+def margin_head(hparams, embedding_dim: int, n_classes: int) -> ArcMarginHead:
+    """The classification head of ``hparams.loss`` (``scale``, ``margin``, ``sub_centers``), one
+    definition for every trained embedding model."""
+    adaptive = hparams.loss in ("adacos", "sc_adacos")
+    return ArcMarginHead(
+        embedding_dim,
+        n_classes,
+        scale=hparams.scale,
+        margin=0.0 if adaptive else hparams.margin,
+        adaptive_scale=adaptive,
+        sub_centers=hparams.sub_centers if hparams.loss == "sc_adacos" else 1,
+    )
+
 
 def stack_cropped(tensors: list[torch.Tensor]) -> torch.Tensor:
     """Stack clips along a new batch axis, cropping to the shortest (real DCASE clips are equal)."""
@@ -43,6 +61,7 @@ class MobileFaceNetModule(AnomalyDetectionModule):
         loss: str = "arcface",
         scale: float = 30.0,
         margin: float = 0.5,
+        sub_centers: int = 1,
         mixup_alpha: float = 0.0,
         freq_mask: int = 0,
         time_mask: int = 0,
@@ -54,8 +73,8 @@ class MobileFaceNetModule(AnomalyDetectionModule):
         class_names: list[str] | None = None,
     ):
         super().__init__(backend=backend, decision_percentile=decision_percentile)
-        if loss not in ("arcface", "adacos"):
-            raise ValueError(f"model.loss must be 'arcface' or 'adacos', got {loss!r}")
+        if loss not in MARGIN_LOSSES:
+            raise ValueError(f"model.loss must be one of {', '.join(MARGIN_LOSSES)}, got {loss!r}")
         if representation not in ("embedding", "logits"):
             raise ValueError(f"model.representation must be 'embedding' or 'logits', got {representation!r}")
         self.save_hyperparameters(ignore=["backend", "class_names"])
@@ -82,13 +101,8 @@ class MobileFaceNetModule(AnomalyDetectionModule):
 
     def _build_head(self, class_names: list[str]) -> None:
         self.class_names = list(class_names)
-        adacos = self.hparams.loss == "adacos"
-        self.head = ArcMarginHead(
-            self.hparams.embedding_dim,
-            len(class_names) * (1 + len(self.shift_classes)),
-            scale=self.hparams.scale,
-            margin=0.0 if adacos else self.hparams.margin,
-            adaptive_scale=adacos,
+        self.head = margin_head(
+            self.hparams, self.hparams.embedding_dim, len(class_names) * (1 + len(self.shift_classes))
         )
 
     def setup(self, stage: str) -> None:

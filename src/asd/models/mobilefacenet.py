@@ -98,37 +98,59 @@ class ArcMarginHead(nn.Module):
     """Cosine classifier with an additive angular margin on the target class (ArcFace).
 
     ``margin=0`` with ``adaptive_scale=True`` is AdaCos: the scale follows the batch's median
-    angle instead of being fixed.
+    angle instead of being fixed. ``sub_centers`` > 1 gives each class that many centres, and a
+    class's logit is the log of the summed exponentials of its centres' scaled cosines, so that
+    the softmax over classes sums the probabilities of each class's centres: with AdaCos this is
+    sub-cluster AdaCos (Wilkinghoff, SC-AdaCos; ``trainable_centers=False`` keeps the centres at
+    their random start, as the original). Logits are per class either way.
     """
 
     def __init__(
-        self, embedding_dim: int, n_classes: int, scale: float = 30.0, margin: float = 0.5, adaptive_scale: bool = False
+        self,
+        embedding_dim: int,
+        n_classes: int,
+        scale: float = 30.0,
+        margin: float = 0.5,
+        adaptive_scale: bool = False,
+        sub_centers: int = 1,
+        trainable_centers: bool = True,
     ):
         super().__init__()
-        self.weight = nn.Parameter(torch.empty(n_classes, embedding_dim))
+        if sub_centers < 1:
+            raise ValueError(f"sub_centers must be at least 1, got {sub_centers}")
+        self.weight = nn.Parameter(torch.empty(n_classes * sub_centers, embedding_dim), requires_grad=trainable_centers)
         nn.init.xavier_uniform_(self.weight)
+        self.n_classes, self.sub_centers = n_classes, sub_centers
         self.margin = margin
         self.adaptive_scale = adaptive_scale
-        initial = math.sqrt(2) * math.log(n_classes - 1) if adaptive_scale and n_classes > 1 else scale
+        centres = n_classes * sub_centers
+        initial = math.sqrt(2) * math.log(centres - 1) if adaptive_scale and centres > 1 else scale
         self.register_buffer("scale", torch.tensor(float(initial)))
 
     def cosine(self, embeddings: torch.Tensor) -> torch.Tensor:
-        return F.linear(F.normalize(embeddings), F.normalize(self.weight))
+        """(B, n_classes, sub_centers) cosines of each embedding with each centre."""
+        cosine = F.linear(F.normalize(embeddings), F.normalize(self.weight))
+        return cosine.view(len(embeddings), self.n_classes, self.sub_centers)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Scaled logits; with labels (training), the target logits carry the margin."""
+        """(B, n_classes) scaled logits; with labels (training), the target class's centres carry the margin."""
         cosine = self.cosine(embeddings).clamp(-1 + 1e-7, 1 - 1e-7)
-        if labels is None:
-            return self.scale * cosine
-        one_hot = F.one_hot(labels, cosine.shape[1]).bool()
-        theta = torch.acos(cosine)
-        if self.adaptive_scale and self.training:
-            self._update_scale(cosine, theta, one_hot)
-        target = torch.cos(torch.clamp(theta + self.margin, max=math.pi))  # cos falls monotonically up to pi
-        return self.scale * torch.where(one_hot, target, cosine)
+        if labels is not None:
+            one_hot = F.one_hot(labels, self.n_classes).bool().unsqueeze(-1).expand_as(cosine)
+            theta = torch.acos(cosine)
+            if self.adaptive_scale and self.training:
+                self._update_scale(cosine, theta, one_hot)
+            target = torch.cos(torch.clamp(theta + self.margin, max=math.pi))  # cos falls monotonically up to pi
+            cosine = torch.where(one_hot, target, cosine)
+        # a copy: AdaCos updates the buffer in place, and a second call in the same step (mixup's
+        # second target) must not change what the first call's gradient is computed with
+        return torch.logsumexp(self.scale.clone() * cosine, dim=-1)
 
     @torch.no_grad()
     def _update_scale(self, cosine, theta, one_hot):
-        others = torch.where(one_hot, torch.zeros_like(cosine), torch.exp(self.scale * cosine)).sum(1).mean()
-        median_theta = torch.median(theta[one_hot])
+        """AdaCos: the scale at which the non-target centres' summed exponentials equal the target's
+        at the batch's median angle to its nearest target centre."""
+        others = torch.where(one_hot, torch.zeros_like(cosine), torch.exp(self.scale * cosine)).sum((1, 2)).mean()
+        nearest_target = theta.masked_fill(~one_hot, math.inf).amin((1, 2))
+        median_theta = torch.median(nearest_target)
         self.scale.copy_(torch.log(others) / torch.cos(torch.clamp(median_theta, max=math.pi / 4)))
