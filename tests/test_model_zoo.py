@@ -215,6 +215,20 @@ def test_mobilefacenet_shapes(use_tgram):
     assert MobileFaceNet(1, 16, 8, 16, 32)(torch.randn(2, 1, 128, 100)).shape == (2, 16)  # any clip length
 
 
+@pytest.mark.parametrize("loss", ["adacos", "sc_adacos"])
+def test_adaptive_scale_heads_train_with_mixup(loss):
+    """Mixup scores the mixed embeddings against both targets, two head calls in one step; AdaCos's
+    in-place scale update between them used to break the first call's gradient."""
+    torch.manual_seed(0)
+    module = MobileFaceNetModule(
+        KNNBackend(), loss=loss, sub_centers=2, mixup_alpha=0.5, class_names=["a", "b", "c"], **TINY_MFN
+    ).train()
+    batch = {"features": [torch.randn(128, 63) for _ in range(4)], "label": torch.tensor([0, 1, 2, 0])}
+    loss_value = module.training_step(batch, 0)
+    loss_value.backward()
+    assert module.head.weight.grad is not None and torch.isfinite(module.head.weight.grad).all()
+
+
 def test_classifier_checkpoint_reloads_without_data(tmp_path):
     import lightning as L
 
