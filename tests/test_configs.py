@@ -58,6 +58,17 @@ def test_every_dcase_machine_type_has_a_config():
         "ToyRotor",
         "ToyClicker",
         "ToyHum",
+        "ToyFan",
+        "ToyPump",
+        "ToyGear",
+        "ToyCarEmu",
+        "bearingEmu",
+        "gearboxEmu",
+        "sliderEmu",
+        "valveEmu",
+        "SewingMachine",
+        "BlowerDustCollector",
+        "Sander",
     ]:
         assert list(_compose(f"machine={machine}").machine.types) == [machine]
 
@@ -67,7 +78,7 @@ def test_every_dcase_machine_type_has_a_config():
 @pytest.mark.parametrize("machine", ["fan", "ToyRotor", "synthetic", "dcase2024_eval"])
 def test_model_backend_machine_compose_and_instantiate(model, backend, machine, tmp_path):
     cfg = _compose(f"model={model}", f"backend={backend}", f"machine={machine}", f"paths.root_dir={tmp_path}")
-    if model == "pretrained":  # weights are never downloaded: the default path is empty here
+    if model in ("pretrained", "finetune"):  # weights are never downloaded: the default path is empty here
         with pytest.raises(
             InstantiationException, match=f"{tmp_path}.*BEATs checkpoint not found.*set encoder.path="
         ) as raised:
@@ -92,10 +103,11 @@ def test_each_model_brings_its_default_backend_and_the_command_line_wins(model, 
 @pytest.mark.parametrize("data", DATASETS)
 def test_datasets_compose(data):
     cfg = _compose(f"data={data}")
-    year = 2024 if data == "synthetic" else int(data[-4:])
+    synthetic = data.startswith("synthetic")
+    year = 2024 if synthetic else int(data[-4:])
     assert cfg.data.year == year
-    assert (cfg.data.synthetic_seed is None) == (data != "synthetic")
-    assert cfg.data.root.endswith("synthetic" if data == "synthetic" else f"dcase{year}t2")
+    assert (cfg.data.synthetic_seed is None) == (not synthetic)
+    assert cfg.data.root.endswith(data if synthetic else f"dcase{year}t2")
 
 
 GROUP_EFFECTS = {
@@ -140,6 +152,7 @@ GROUP_EFFECTS = {
         "model.target_modules": ["q_proj", "v_proj"],
         "backend._target_": "asd.backends.KNNBackend",
     },
+    "data=synthetic_benchmark": {"data.synthetic_profile": "benchmark", "data.synthetic_seed": 0},
     "data=dcase2026": {"data.audio.channel": 0, "data.synthetic_channels": 2, "data.year": 2026},
     "model=pretrained encoder=hf": {
         "model.encoder._target_": "asd.models.encoders.HuggingFaceEncoder",

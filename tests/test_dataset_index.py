@@ -8,15 +8,18 @@ import soundfile as sf
 from conftest import SHARED
 
 from asd.data.attributes import read_attributes_csv
+from asd.data.datamodule import class_name
 from asd.data.filenames import FileNameError
 from asd.data.ground_truth import GroundTruthError, read_eval_data_list
 from asd.data.index import DatasetError, index_machine, list_machines
-from asd.data.synthetic import MACHINES, generate
+from asd.data.synthetic import PROFILES, SyntheticSpec, generate
+
+DEFAULT_MACHINES = PROFILES["default"].machines
 
 
 def test_synthetic_layout_and_counts(synthetic_root):
-    assert list_machines(synthetic_root, "dev") == sorted(MACHINES)
-    for machine in MACHINES:
+    assert list_machines(synthetic_root, "dev") == sorted(DEFAULT_MACHINES)
+    for machine in DEFAULT_MACHINES:
         clips = index_machine(synthetic_root, "dev", machine)
         counts = Counter((c.info.split, c.info.domain, c.info.label) for c in clips)
         assert counts[("train", "source", "normal")] == 90
@@ -48,6 +51,35 @@ def test_synthetic_generation_is_deterministic(tmp_path, synthetic_root):
     assert _digest(again) == _digest(synthetic_root)
     other = generate(tmp_path / "other", seed=1)
     assert _digest(other) != _digest(synthetic_root)
+
+
+def test_benchmark_profile_conceals_attributes_adds_noise_and_shifts_the_target_channel(tmp_path, synthetic_root):
+    small = SyntheticSpec(source_train=4, target_train=2, test_per_domain_and_label=2)
+    root = generate(tmp_path / "bench", seed=0, spec=small, profile="benchmark")
+    assert list_machines(root, "dev") == sorted(["ToyRotor", "ToyClicker", "ToyHum", "ToyFan", "ToyPump", "ToyGear"])
+    correspondence = root / "ground_truth_attributes"
+    for machine in ("ToyHum", "ToyGear"):  # concealed, as three DCASE 2024 development types
+        hidden = index_machine(root, "dev", machine)
+        assert all(c.path.stem.endswith("_noAttribute") and not c.info.attributes for c in hidden)
+        assert {class_name(c.info).split("/")[-1] for c in hidden} == {"source", "target"}  # the fallback classes
+        # the official correspondence files give them back through the loader
+        revealed = index_machine(root, "dev", machine, correspondence_dir=correspondence)
+        assert all(c.info.attributes for c in revealed)
+        assert {c.info.attributes[0] for c in revealed if c.info.domain == "target"} == {
+            ("am", "5") if machine == "ToyHum" else ("rpm", "2")
+        }
+    visible = index_machine(root, "dev", "ToyFan")
+    assert all(c.info.attributes for c in visible) and not (correspondence / "dev_data" / "ToyFan").exists()
+
+    # a normal source clip is the default profile's clip plus factory noise at 3-15 dB SNR
+    name = "section_00_source_train_normal_0000_" + "spd_1_loc_{}.wav"
+    path = next((root / "dev_data" / "raw" / "ToyRotor" / "train").glob(name.format("*")))
+    noisy, _ = sf.read(path)
+    clean, _ = sf.read(synthetic_root / "dev_data" / "raw" / "ToyRotor" / "train" / path.name)
+    snr = 10 * np.log10(np.mean(clean**2) / np.mean((noisy - clean) ** 2))
+    assert 3.0 - 0.5 < snr < 15.0 + 0.5
+    # the default profile is untouched by the benchmark's machine types and options
+    assert PROFILES["default"].noise_snr_db is None and PROFILES["default"].machines == DEFAULT_MACHINES
 
 
 def test_eval_copy_gets_labels_domains_and_attributes_from_ground_truth(synthetic_root):

@@ -173,6 +173,7 @@ class DCASEDataModule(L.LightningDataModule):
         correspondence_dir: str | None = None,
         synthetic_seed: int | None = None,
         synthetic_channels: int = 1,
+        synthetic_profile: str = "default",
         audio: dict | None = None,
         features: dict | None = None,
         input: str = "frames",
@@ -202,6 +203,7 @@ class DCASEDataModule(L.LightningDataModule):
         self.correspondence_dir = correspondence_dir
         self.synthetic_seed = synthetic_seed
         self.synthetic_channels = synthetic_channels
+        self.synthetic_profile = synthetic_profile
         self.audio_config = AudioConfig(**(audio or {}))
         self.feature_config = FeatureConfig(**(features or {}))
         if self.feature_config.sample_rate != self.audio_config.sample_rate:
@@ -226,7 +228,9 @@ class DCASEDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         if self.synthetic_seed is not None:
-            ensure_dataset(self.root, seed=self.synthetic_seed, channels=self.synthetic_channels)
+            ensure_dataset(
+                self.root, seed=self.synthetic_seed, channels=self.synthetic_channels, profile=self.synthetic_profile
+            )
         elif not self.root.is_dir():
             raise DatasetError(
                 f"{self.root}: dataset root not found; download the DCASE {self.year} Task 2 data "

@@ -29,15 +29,17 @@ import argparse
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import scipy.signal
 import soundfile as sf
 
 from asd.data.attributes import rebuild_attributes_csv
 from asd.data.filenames import format_attributes
 from asd.data.index import DatasetError
+from asd.files import write_csv
 
 GENERATOR_VERSION = 2
 SAMPLE_RATE = 16000
@@ -50,6 +52,24 @@ class SyntheticSpec:
     source_train: int = 90
     target_train: int = 10
     test_per_domain_and_label: int = 25
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a synthetic dataset holds, beyond its size (``spec``)."""
+
+    machines: tuple[str, ...]
+    spec: SyntheticSpec = SyntheticSpec()
+    #: machine types whose file names conceal their attributes (``noAttribute``, as three of the seven
+    #: DCASE 2024 development types); the attributes are written to correspondence files instead
+    concealed: tuple[str, ...] = ()
+    #: anomaly strength drawn uniformly from this range (graded difficulty: weak anomalies are subtle)
+    anomaly_strength: tuple[float, float] = (0.15, 1.0)
+    #: factory background noise at a signal-to-noise ratio (dB) drawn from this range; None: none
+    noise_snr_db: tuple[float, float] | None = None
+    #: the target domain is also heard through another channel (a first-order filter per machine
+    #: type): a shift beyond the operating condition, as a moved microphone or another mounting
+    target_channel: bool = False
 
 
 def _noise(rng: np.random.Generator, n: int, tilt: float) -> np.ndarray:
@@ -110,25 +130,106 @@ def _hum(rng, t, attributes, anomaly, strength):
     return sound
 
 
+def _fan(rng, t, attributes, anomaly, strength):
+    blade_pass = {"1": 180.0, "2": 240.0}[attributes["spd"]] * rng.uniform(0.98, 1.02)
+    flow = {"lo": 0.5, "hi": 0.9}[attributes["flow"]]
+    sound = flow * _noise(rng, t.size, 0.6)
+    sound = sound + 0.6 * np.sin(2 * np.pi * blade_pass * t + rng.uniform(0, 2 * np.pi))
+    sound = sound + 0.3 * np.sin(2 * np.pi * 2 * blade_pass * t + rng.uniform(0, 2 * np.pi))
+    if anomaly == "imbalance":  # once per revolution (six blades)
+        sound = sound * (1.0 + 0.8 * strength * np.sin(2 * np.pi * blade_pass / 6 * t))
+    elif anomaly == "rub":
+        gate = (np.sin(2 * np.pi * blade_pass / 6 * t + rng.uniform(0, 2 * np.pi)) > 0.7).astype(float)
+        sound = sound + 0.8 * strength * gate * _noise(rng, t.size, -0.5)
+    return sound
+
+
+def _pump(rng, t, attributes, anomaly, strength):
+    strokes = {"4": 4.0, "6": 6.0}[attributes["strk"]]
+    pressure = {"a": 1.0, "b": 1.4}[attributes["prs"]]
+    envelope = np.maximum(0.0, np.sin(2 * np.pi * strokes * t + rng.uniform(0, 2 * np.pi))) ** 4
+    f0 = 90.0 * rng.uniform(0.98, 1.02)
+    carrier = sum(np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 2 * np.pi)) / k for k in range(1, 6))
+    sound = pressure * envelope * carrier + 0.1 * _noise(rng, t.size, 1.0)
+    if anomaly == "cavitation":  # broadband crackle during the strokes
+        sound = sound + 0.6 * strength * envelope * _noise(rng, t.size, 0.0)
+    elif anomaly == "leak":  # a steady hiss
+        sound = sound + 0.3 * strength * _noise(rng, t.size, -0.3)
+    return sound
+
+
+def _gear(rng, t, attributes, anomaly, strength):
+    mesh = {"1": 400.0, "2": 520.0}[attributes["rpm"]] * rng.uniform(0.99, 1.01)
+    shaft = mesh / 20.0
+    load = {"l": 0.7, "h": 1.0}[attributes["load"]]
+    depth = 0.2 + (0.8 * strength if anomaly == "wear" else 0.0)  # worn teeth: stronger sidebands
+    modulation = 1.0 + depth * np.sin(2 * np.pi * shaft * t)
+    sound = modulation * sum(load**k / k * np.sin(2 * np.pi * k * mesh * t) for k in range(1, 5))
+    sound = sound + 0.1 * _noise(rng, t.size, 0.8)
+    if anomaly == "crack":  # an impulse once per shaft revolution
+        ticks = np.zeros(t.size)
+        ticks[(np.arange(rng.uniform(0, 1 / shaft), t[-1], 1 / shaft) * SAMPLE_RATE).astype(int)] = 1.0
+        sound = sound + 2.0 * strength * np.convolve(ticks, np.hanning(24) * rng.standard_normal(24), "same")
+    return sound
+
+
 # machine type -> (sound function, source attributes, target attributes, secondary attribute values, anomalies)
 MACHINES = {
     "ToyRotor": (_rotor, {"spd": "1"}, {"spd": "2"}, ("loc", ("A", "B")), ("partial", "ticks")),
     "ToyClicker": (_clicker, {"rate": "8"}, {"rate": "11"}, ("mic", ("1", "2")), ("jitter", "resonance")),
     "ToyHum": (_hum, {"am": "2"}, {"am": "5"}, ("load", ("lo", "hi")), ("rattle", "wobble")),
+    "ToyFan": (_fan, {"spd": "1"}, {"spd": "2"}, ("flow", ("lo", "hi")), ("imbalance", "rub")),
+    "ToyPump": (_pump, {"strk": "4"}, {"strk": "6"}, ("prs", ("a", "b")), ("cavitation", "leak")),
+    "ToyGear": (_gear, {"rpm": "1"}, {"rpm": "2"}, ("load", ("l", "h")), ("crack", "wear")),
 }
 EVAL_MACHINE = "ToyRotor"
 
+PROFILES = {
+    # small and quick: the embedded default, every test and the recorded recipe results
+    "default": Profile(("ToyRotor", "ToyClicker", "ToyHum")),
+    # harder and larger, to rank ingredients: six machine types, two with concealed attributes,
+    # factory noise, subtle anomalies, a channel shift on top of the target's operating condition,
+    # 300 source and 10 target training clips and 200 test clips per machine type
+    "benchmark": Profile(
+        tuple(MACHINES),
+        SyntheticSpec(source_train=300, target_train=10, test_per_domain_and_label=50),
+        concealed=("ToyHum", "ToyGear"),
+        anomaly_strength=(0.05, 0.6),
+        noise_snr_db=(3.0, 15.0),
+        target_channel=True,
+    ),
+}
 
-def _render(machine: str, seed_parts: tuple[int, ...], domain: str, anomaly: str | None, spec: SyntheticSpec):
-    """One clip and its attributes, determined entirely by ``seed_parts``."""
+
+def _render(machine: str, seed_parts: tuple[int, ...], domain: str, anomaly: str | None, profile: Profile):
+    """One clip and its attributes, determined entirely by ``seed_parts`` (and the profile)."""
     function, source_attributes, target_attributes, (key, values), _ = MACHINES[machine]
     rng = np.random.default_rng(seed_parts)
     attributes = dict(source_attributes if domain == "source" else target_attributes)
     attributes[key] = values[int(rng.integers(len(values)))]
-    strength = rng.uniform(0.15, 1.0)  # graded difficulty: weak anomalies are hard to hear
-    t = np.arange(int(spec.duration_s * SAMPLE_RATE)) / SAMPLE_RATE
-    waveform = 0.1 * function(rng, t, attributes, anomaly, strength)
+    strength = rng.uniform(*profile.anomaly_strength)  # graded difficulty: weak anomalies are hard to hear
+    t = np.arange(int(profile.spec.duration_s * SAMPLE_RATE)) / SAMPLE_RATE
+    sound = function(rng, t, attributes, anomaly, strength)
+    if profile.target_channel and domain == "target":
+        pole = np.random.default_rng((list(MACHINES).index(machine), 77)).uniform(-0.6, 0.6)
+        sound = scipy.signal.lfilter([1.0 - abs(pole)], [1.0, -pole], sound)
+    if profile.noise_snr_db is not None:
+        sound = sound + _factory_noise(np.random.default_rng((*seed_parts, 3)), sound, profile.noise_snr_db)
+    waveform = 0.1 * sound
     return np.clip(waveform, -1.0, 1.0).astype(np.float32), attributes
+
+
+def _factory_noise(rng: np.random.Generator, sound: np.ndarray, snr_db: tuple[float, float]) -> np.ndarray:
+    """Pink noise, mains hum and a few impulsive events (tools, doors), at a random SNR; its own
+    draws, so the machine sound is the same with or without it."""
+    t = np.arange(sound.size) / SAMPLE_RATE
+    noise = _noise(rng, sound.size, 1.0) + 0.5 * np.sin(2 * np.pi * rng.choice([50.0, 60.0]) * t)
+    for _ in range(rng.poisson(1.5)):
+        start = int(rng.integers(0, sound.size))
+        burst = rng.standard_normal(min(800, sound.size - start)) * np.hanning(min(800, sound.size - start))
+        noise[start : start + burst.size] += 4.0 * burst
+    snr = rng.uniform(*snr_db)
+    return noise * np.sqrt(np.mean(sound**2) / np.mean(noise**2) / 10 ** (snr / 10))
 
 
 def _far_microphone(near: np.ndarray, seed_parts: tuple[int, ...]) -> np.ndarray:
@@ -147,35 +248,53 @@ def _write(path: Path, waveform: np.ndarray, seed_parts: tuple[int, ...], channe
 
 
 def _name(domain: str, split: str, label: str, index: int, attributes: dict) -> str:
-    return f"section_00_{domain}_{split}_{label}_{index:04d}_{format_attributes(attributes.items())}.wav"
+    described = "noAttribute" if "noAttribute" in attributes else format_attributes(attributes.items())
+    return f"section_00_{domain}_{split}_{label}_{index:04d}_{described}.wav"
 
 
 def _write_machine(
-    machine_dir: Path, machine_no: int, seed: int, spec: SyntheticSpec, part: int, channels: int
+    machine_dir: Path, seed: int, profile: Profile, part: int, channels: int, correspondence_dir: Path
 ) -> list[tuple[str, str]]:
-    """Write train and test clips; return (file name, label) pairs of the test clips in index order."""
-    anomalies = MACHINES[machine_dir.name][4]
+    """Write train and test clips; return the test clips' file names in index order. A concealed
+    machine type's names say ``noAttribute``; its attributes go to the official correspondence files
+    (``<correspondence_dir>/<machine>/attributes_00_<split>_correspondence.csv``)."""
+    machine = machine_dir.name
+    machine_no = list(MACHINES).index(machine)
+    anomalies = MACHINES[machine][4]
+    concealed = machine in profile.concealed
+    correspondence: dict[str, list[tuple[str, str]]] = {"train": [], "test": []}
+
+    def write(split: str, domain: str, label: str, index: int, seed_parts, anomaly) -> str:
+        waveform, attributes = _render(machine, seed_parts, domain, anomaly, profile)
+        name = _name(domain, split, label, index, attributes)
+        if concealed:
+            hidden = _name(domain, split, label, index, {"noAttribute": None})
+            correspondence[split].append((name, hidden))
+            name = hidden
+        _write(machine_dir / split / name, waveform, seed_parts, channels)
+        return name
+
     (machine_dir / "train").mkdir(parents=True)
     (machine_dir / "test").mkdir()
-    counts = {"source": spec.source_train, "target": spec.target_train}
+    counts = {"source": profile.spec.source_train, "target": profile.spec.target_train}
     for domain, count in counts.items():
         for index in range(count):
             seed_parts = (seed, part, machine_no, 0, index + (0 if domain == "source" else 10000))
-            waveform, attributes = _render(machine_dir.name, seed_parts, domain, None, spec)
-            _write(machine_dir / "train" / _name(domain, "train", "normal", index, attributes), waveform, seed_parts, channels)
+            write("train", domain, "normal", index, seed_parts, None)
     tests = []
     index = 0
     for domain in ("source", "target"):
         for label in ("normal", "anomaly"):
-            for k in range(spec.test_per_domain_and_label):
+            for k in range(profile.spec.test_per_domain_and_label):
                 anomaly = anomalies[k % len(anomalies)] if label == "anomaly" else None
-                seed_parts = (seed, part, machine_no, 1, index)
-                waveform, attributes = _render(machine_dir.name, seed_parts, domain, anomaly, spec)
-                name = _name(domain, "test", label, index, attributes)
-                _write(machine_dir / "test" / name, waveform, seed_parts, channels)
-                tests.append(name)
+                tests.append(write("test", domain, label, index, (seed, part, machine_no, 1, index), anomaly))
                 index += 1
     rebuild_attributes_csv(machine_dir)
+    if concealed:
+        folder = correspondence_dir / machine
+        folder.mkdir(parents=True)
+        for split, rows in correspondence.items():
+            write_csv(folder / f"attributes_00_{split}_correspondence.csv", [("source_file_name", "target_file_name"), *rows])
     return tests
 
 
@@ -222,13 +341,25 @@ def _check_replaceable(root: Path) -> None:
         )
 
 
-def _marker(seed: int, spec: SyntheticSpec, channels: int) -> dict:
-    return {"generator_version": GENERATOR_VERSION, "seed": seed, "spec": spec.__dict__, "channels": channels}
+def _marker(seed: int, profile: str, spec: SyntheticSpec, channels: int) -> dict:
+    marker = {"generator_version": GENERATOR_VERSION, "seed": seed, "spec": spec.__dict__, "channels": channels}
+    if profile != "default":  # the default's marker predates profiles: its datasets stay valid
+        marker["profile"] = profile
+    return marker
 
 
-def generate(root: str | Path, seed: int = 0, spec: SyntheticSpec = SyntheticSpec(), channels: int = 1) -> Path:
+def _profile(name: str, spec: SyntheticSpec | None) -> Profile:
+    if name not in PROFILES:
+        raise ValueError(f"no synthetic profile {name!r}; profiles: {', '.join(PROFILES)}")
+    return PROFILES[name] if spec is None else replace(PROFILES[name], spec=spec)
+
+
+def generate(
+    root: str | Path, seed: int = 0, spec: SyntheticSpec | None = None, channels: int = 1, profile: str = "default"
+) -> Path:
     """Write the dataset under ``root`` and return ``root``; ``channels`` 1 (mono, DCASE 2020-2025)
-    or 2 (near and far microphone, DCASE 2026).
+    or 2 (near and far microphone, DCASE 2026); ``profile`` one of :data:`PROFILES` (``spec``, if
+    given, replaces its size).
 
     ``root`` may be missing, empty, or a synthetic dataset written before (marker file present),
     which is replaced; anything else is a :class:`NotSyntheticError` and nothing is touched.
@@ -236,16 +367,21 @@ def generate(root: str | Path, seed: int = 0, spec: SyntheticSpec = SyntheticSpe
     root = Path(root)
     if channels not in (1, 2):
         raise ValueError(f"the synthetic data has 1 or 2 channels, not {channels}")
+    chosen = _profile(profile, spec)
     _check_replaceable(root)
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".synthetic-", dir=root.parent))
     try:
-        for machine_no, machine in enumerate(MACHINES):
-            _write_machine(staging / "dev_data" / "raw" / machine, machine_no, seed, spec, 0, channels)
-        eval_machine_no = list(MACHINES).index(EVAL_MACHINE)
-        tests = _write_machine(staging / "eval_data" / "raw" / EVAL_MACHINE, eval_machine_no, seed, spec, 1, channels)
+        correspondence = staging / "ground_truth_attributes"
+        for machine in chosen.machines:
+            _write_machine(
+                staging / "dev_data" / "raw" / machine, seed, chosen, 0, channels, correspondence / "dev_data"
+            )
+        tests = _write_machine(
+            staging / "eval_data" / "raw" / EVAL_MACHINE, seed, chosen, 1, channels, correspondence / "eval_data"
+        )
         _make_eval_copy(staging, tests, seed)
-        (staging / MARKER).write_text(json.dumps(_marker(seed, spec, channels), indent=1))
+        (staging / MARKER).write_text(json.dumps(_marker(seed, profile, chosen.spec, channels), indent=1))
         if root.exists():
             _check_replaceable(root)  # again: another process may have written into it meanwhile
             shutil.rmtree(root)
@@ -255,15 +391,17 @@ def generate(root: str | Path, seed: int = 0, spec: SyntheticSpec = SyntheticSpe
     return root
 
 
-def ensure_dataset(root: str | Path, seed: int = 0, spec: SyntheticSpec = SyntheticSpec(), channels: int = 1) -> Path:
+def ensure_dataset(
+    root: str | Path, seed: int = 0, spec: SyntheticSpec | None = None, channels: int = 1, profile: str = "default"
+) -> Path:
     """Generate the dataset unless ``root`` already holds this seed's complete copy."""
     root = Path(root)
     try:
         marker = json.loads((root / MARKER).read_text())
     except (OSError, ValueError):
         marker = None
-    if marker != _marker(seed, spec, channels):
-        generate(root, seed, spec, channels)
+    if marker != _marker(seed, profile, _profile(profile, spec).spec, channels):
+        generate(root, seed, spec, channels, profile)
     return root
 
 
@@ -274,9 +412,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--channels", type=int, choices=(1, 2), default=1, help="2: stereo near/far microphone files (DCASE 2026)"
     )
+    parser.add_argument(
+        "--profile", choices=tuple(PROFILES), default="default", help="benchmark: harder and larger (see PROFILES)"
+    )
     args = parser.parse_args(argv)
     try:
-        generate(args.root, args.seed, channels=args.channels)
+        generate(args.root, args.seed, channels=args.channels, profile=args.profile)
     except NotSyntheticError as err:
         parser.exit(2, f"error: {err}\n")
     print(f"synthetic dataset written to {args.root}")
