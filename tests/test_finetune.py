@@ -11,7 +11,7 @@ from conftest import build_tiny_beats_checkpoint, build_tiny_wav2vec2
 from hydra.errors import InstantiationException
 
 from asd.models.encoders import BEATsEncoder, HuggingFaceEncoder
-from asd.models.finetune import warmup_cosine
+from asd.models.schedule import warmup_cosine
 from asd.predict import score_files
 from asd.system import RunDirectoryError, load_systems
 from asd.train import train

@@ -358,3 +358,42 @@ def test_the_classifier_backend_needs_logits_and_says_so_before_training():
     MobileFaceNetModule(
         ClassifierScoreBackend(), class_names=["a", "b"], representation="logits", **TINY_MFN
     ).on_fit_start()
+
+
+def test_balanced_sampling_draws_target_clips_as_often_as_source_ones(make_cfg):
+    import hydra
+
+    cfg = make_cfg("machine=ToyHum", "model=mfn_arcface", "data.balanced_sampling=true")
+    datamodule = hydra.utils.instantiate(cfg.data, machines=["ToyHum"], input="clips")
+    datamodule.prepare_data()
+    datamodule.setup()
+    domains = [c.info.domain for c in datamodule.train_clips]
+    assert domains.count("target") == 10 and len(domains) == 100  # the data: a tenth target
+    sampler = datamodule.train_dataloader().sampler
+    first = list(sampler)
+    drawn = [domains[i] for i in first]
+    # four (class, domain) groups, two of each domain: about half the draws are target clips
+    assert len(first) == 100 and 35 <= drawn.count("target") <= 65
+    assert list(sampler) == first  # the same epoch, the same draws (exact resume)
+    sampler.set_epoch(1)
+    assert list(sampler) != first
+    with pytest.raises(ValueError, match="balanced_sampling.*not model=ae"):
+        hydra.utils.instantiate(cfg.data, machines=["ToyHum"], input="frames")
+
+
+def test_warmup_cosine_schedule_of_the_classifier():
+    from types import SimpleNamespace
+
+    module = MobileFaceNetModule(KNNBackend(), class_names=["a", "b"], warmup_fraction=0.2, lr=1e-3, **TINY_MFN)
+    module._trainer = SimpleNamespace(estimated_stepping_batches=50)
+    configured = module.configure_optimizers()
+    optimizer, schedule = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
+    rates = []
+    for _ in range(50):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert rates[0] == pytest.approx(1e-4) and rates[9] == pytest.approx(1e-3)  # warm-up over 10 of 50 steps
+    assert rates[-1] < 1e-5 and rates == sorted(rates[:10]) + sorted(rates[10:], reverse=True)
+    plain = MobileFaceNetModule(KNNBackend(), class_names=["a", "b"], **TINY_MFN).configure_optimizers()
+    assert isinstance(plain, torch.optim.AdamW)  # no schedule unless asked for

@@ -161,6 +161,23 @@ class EpochSeededSampler(Sampler):
         return self.size
 
 
+class BalancedEpochSampler(EpochSeededSampler):
+    """As many draws per epoch as there are clips, with replacement, each (class, domain) group
+    drawn equally often in expectation: the ten target clips of a section do not vanish among its
+    990 source clips, nor a rare attribute among common ones."""
+
+    def __init__(self, groups: Sequence[str], seed: int):
+        super().__init__(len(groups), seed)
+        counts: dict[str, int] = {}
+        for group in groups:
+            counts[group] = counts.get(group, 0) + 1
+        self.weights = torch.tensor([1.0 / counts[group] for group in groups], dtype=torch.float64)
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.multinomial(self.weights, self.size, replacement=True, generator=generator).tolist())
+
+
 class DCASEDataModule(L.LightningDataModule):
     def __init__(
         self,
@@ -184,12 +201,15 @@ class DCASEDataModule(L.LightningDataModule):
         num_workers: int = 0,
         shuffle_seed: int = 0,
         validation_split: float = 0.0,
+        balanced_sampling: bool = False,
     ):
         super().__init__()
         if input not in ("frames", "clips", "waveforms"):
             raise ValueError(f"data.input must be 'frames', 'clips' or 'waveforms', got {input!r}")
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"data.validation_split must be in [0, 1), got {validation_split!r}")
+        if balanced_sampling and input == "frames":
+            raise ValueError("data.balanced_sampling draws clips by class and domain: it applies to clip models, not model=ae")
         if validation_split and input != "frames":
             raise ValueError("data.validation_split holds out frame vectors: it applies to frame models (model=ae) only")
         if not machines:
@@ -216,6 +236,7 @@ class DCASEDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.shuffle_seed = shuffle_seed
         self.validation_split = validation_split
+        self.balanced_sampling = balanced_sampling
         if validation_split:
             # Only then a validation loop: Lightning runs one (or warns of its absence) whenever a
             # datamodule has val_dataloader.
@@ -318,23 +339,26 @@ class DCASEDataModule(L.LightningDataModule):
             vectors, _ = self._frame_vectors()
             sampler = EpochSeededSampler(len(vectors), self.shuffle_seed)
             return DataLoader(TensorDataset(vectors), batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers)
-        return self._clip_loader(self._train_set, shuffle=True)
+        if self.balanced_sampling:
+            groups = [f"{class_name(c.info)}|{c.info.domain}" for c in self.train_clips]
+            return self._clip_loader(self._train_set, sampler=BalancedEpochSampler(groups, self.shuffle_seed))
+        return self._clip_loader(self._train_set, sampler=EpochSeededSampler(len(self._train_set), self.shuffle_seed))
 
     def _validation_dataloader(self) -> DataLoader:
         _, vectors = self._frame_vectors()
         return DataLoader(TensorDataset(vectors), batch_size=self.batch_size, num_workers=self.num_workers)
 
     def train_clip_dataloader(self) -> DataLoader:
-        return self._clip_loader(self._train_set, shuffle=False)
+        return self._clip_loader(self._train_set)
 
     def test_dataloader(self) -> DataLoader:
-        return self._clip_loader(self._test_set, shuffle=False)
+        return self._clip_loader(self._test_set)
 
-    def _clip_loader(self, dataset: ClipDataset, shuffle: bool) -> DataLoader:
+    def _clip_loader(self, dataset: ClipDataset, sampler: Sampler | None = None) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=self.clip_batch_size,
-            sampler=EpochSeededSampler(len(dataset), self.shuffle_seed) if shuffle else None,
+            sampler=sampler,
             collate_fn=collate_clips,
             num_workers=self.num_workers,
         )

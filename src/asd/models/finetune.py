@@ -13,8 +13,6 @@ frozen base weights are rebuilt from ``encoder.path`` and checked by their finge
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -26,6 +24,7 @@ from asd.backends import ScoringBackend
 from asd.data.datamodule import ClipBatch
 from asd.models.base import AnomalyDetectionModule
 from asd.models.mfn import MARGIN_LOSSES, margin_head, stack_cropped
+from asd.models.schedule import warmup_cosine_schedule
 
 
 class AttentiveStatisticsPooling(nn.Module):
@@ -55,14 +54,6 @@ def transformer_layers(encoder: nn.Module) -> tuple[str, nn.ModuleList]:
     if not stacks:
         raise ValueError(f"{type(encoder).__name__}: no transformer layer stack found (a ModuleList named 'layers')")
     return max(stacks, key=lambda item: len(item[1]))
-
-
-def warmup_cosine(step: int, warmup_steps: int, total_steps: int, floor: float) -> float:
-    """Learning-rate factor: linear warm-up from 0 to 1, then cosine decay to ``floor``."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 class FineTunedEncoderModule(AnomalyDetectionModule):
@@ -221,9 +212,10 @@ class FineTunedEncoderModule(AnomalyDetectionModule):
             ],
             weight_decay=self.hparams.weight_decay,
         )
-        total = int(self.trainer.estimated_stepping_batches)
-        warmup = max(1, int(self.hparams.warmup_fraction * total))
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: warmup_cosine(step, warmup, total, self.hparams.final_lr_fraction)
+        schedule = warmup_cosine_schedule(
+            optimizer,
+            int(self.trainer.estimated_stepping_batches),
+            self.hparams.warmup_fraction,
+            self.hparams.final_lr_fraction,
         )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return {"optimizer": optimizer, "lr_scheduler": schedule}

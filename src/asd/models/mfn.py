@@ -19,6 +19,7 @@ from asd.backends import ScoringBackend
 from asd.data.datamodule import ClipBatch, clip_batch
 from asd.models.base import AnomalyDetectionModule
 from asd.models.mobilefacenet import ArcMarginHead, MobileFaceNet, TgramBranch
+from asd.models.schedule import warmup_cosine_schedule
 
 #: model.loss: ArcFace (fixed scale, additive angular margin), AdaCos (adaptive scale, no margin),
 #: sub-cluster AdaCos (AdaCos over ``sub_centers`` centres per class, Wilkinghoff)
@@ -68,6 +69,8 @@ class MobileFaceNetModule(AnomalyDetectionModule):
         shift_classes: tuple[int, ...] = (),
         lr: float = 1e-3,
         weight_decay: float = 1e-5,
+        warmup_fraction: float | None = None,
+        final_lr_fraction: float = 0.0,
         representation: str = "embedding",
         decision_percentile: float = 0.9,
         class_names: list[str] | None = None,
@@ -185,4 +188,13 @@ class MobileFaceNetModule(AnomalyDetectionModule):
         return rows
 
     def configure_optimizers(self):
-        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        if self.hparams.warmup_fraction is None:
+            return optimizer
+        schedule = warmup_cosine_schedule(
+            optimizer,
+            int(self.trainer.estimated_stepping_batches),
+            self.hparams.warmup_fraction,
+            self.hparams.final_lr_fraction,
+        )
+        return {"optimizer": optimizer, "lr_scheduler": schedule}
