@@ -377,7 +377,7 @@ def test_balanced_sampling_draws_target_clips_as_often_as_source_ones(make_cfg):
     assert list(sampler) == first  # the same epoch, the same draws (exact resume)
     sampler.set_epoch(1)
     assert list(sampler) != first
-    with pytest.raises(ValueError, match="balanced_sampling.*not model=ae"):
+    with pytest.raises(hydra.errors.InstantiationException, match="balanced_sampling.*not model=ae"):
         hydra.utils.instantiate(cfg.data, machines=["ToyHum"], input="frames")
 
 
