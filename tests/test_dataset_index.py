@@ -177,3 +177,25 @@ def test_layout_errors_name_the_path(tmp_path):
         index_machine(root, "dev", "fan")
     with pytest.raises(DatasetError, match="data split must be one of"):
         index_machine(root, "development", "fan")
+
+
+def test_pseudo_attributes_give_concealed_machine_types_cluster_classes(tmp_path):
+    from asd.data.pseudo_attributes import cluster, main
+
+    small = SyntheticSpec(source_train=12, target_train=3, test_per_domain_and_label=2)
+    root = generate(tmp_path / "bench", seed=0, spec=small, profile="benchmark")
+    shutil.rmtree(root / "ground_truth_attributes")  # no ground truth is used
+    main(["--root", str(root), "--out", str(tmp_path / "pseudo"), "--clusters", "2", "--method", "gmm"])
+    written = sorted(p.relative_to(tmp_path / "pseudo").as_posix() for p in (tmp_path / "pseudo").rglob("*.csv"))
+    assert written == [f"dev_data/{m}/attributes_00_train_correspondence.csv" for m in ("ToyGear", "ToyHum")]
+    for machine in ("ToyHum", "ToyGear"):
+        clips = [
+            c
+            for c in index_machine(root, "dev", machine, correspondence_dir=tmp_path / "pseudo")
+            if c.info.split == "train"
+        ]
+        values = {(c.info.domain, dict(c.info.attributes)["pseudo"]) for c in clips}
+        # two clusters per domain, named apart so that source and target clusters never merge
+        assert values == {("source", "s0"), ("source", "s1"), ("target", "t0"), ("target", "t1")}
+        assert len({class_name(c.info) for c in clips}) == 4  # the domain fallback gives 2
+    assert set(cluster(np.eye(3), 5, "kmeans")) == {0, 1, 2}  # never more clusters than clips
