@@ -9,6 +9,8 @@ on logits. The number of classes is only known from the data, so the head is bui
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -18,7 +20,7 @@ from torch import nn
 from asd.backends import ScoringBackend
 from asd.data.datamodule import ClipBatch, clip_batch
 from asd.models.base import AnomalyDetectionModule
-from asd.models.mobilefacenet import ArcMarginHead, MobileFaceNet, TgramBranch
+from asd.models.mobilefacenet import ArcMarginHead, MobileFaceNet, MultiResolutionEncoder, TgramBranch
 from asd.models.schedule import warmup_cosine_schedule
 
 #: model.loss: ArcFace (fixed scale, additive angular margin), AdaCos (adaptive scale, no margin),
@@ -198,3 +200,41 @@ class MobileFaceNetModule(AnomalyDetectionModule):
             self.hparams.final_lr_fraction,
         )
         return {"optimizer": optimizer, "lr_scheduler": schedule}
+
+
+class MultiResolutionModule(MobileFaceNetModule):
+    """The attribute classifier on a multi-resolution front end instead of the log-mel: log-magnitude
+    spectrograms at several STFT resolutions (``n_ffts``) and the whole clip's spectrum, each through
+    a branch of its own (:class:`~asd.models.mobilefacenet.MultiResolutionEncoder`); the same
+    classes, margin heads, mixup and back-ends as :class:`MobileFaceNetModule`."""
+
+    def __init__(
+        self,
+        backend: ScoringBackend,
+        n_ffts: tuple[int, ...] = (256, 1024, 4096),
+        whole_clip_spectrum: bool = True,
+        hop_length: int = 512,
+        **options,
+    ):
+        unsupported = [k for k in ("use_tgram", "shift_classes", "freq_mask", "time_mask") if options.get(k)]
+        if unsupported or options.get("in_channels", 1) != 1:
+            raise ValueError(
+                f"model=multires reads one waveform channel and has no log-mel to shift, mask or stack with STgram: "
+                f"unset {', '.join(unsupported) or 'in_channels'}"
+            )
+        super().__init__(backend, hop_length=hop_length, **options)
+        self.data_input = "waveforms"
+        self.input_norm = nn.Identity()
+        self.encoder = MultiResolutionEncoder(
+            tuple(n_ffts),
+            whole_clip_spectrum,
+            self.hparams.embedding_dim,
+            self.hparams.width,
+            self.hparams.channels,
+            self.hparams.final_channels,
+        )
+        # asd.predict measures the shortest scorable audio in log-mel frames of hop_length samples
+        self.min_frames = math.ceil(self.encoder.min_samples / hop_length) + 1
+
+    def embed(self, batch: ClipBatch, augment: bool = False) -> torch.Tensor:
+        return self.encoder(stack_cropped(batch["waveform"]))

@@ -94,6 +94,86 @@ class MobileFaceNet(nn.Module):
         return self.embedding(self.pool(self.features(x)).flatten(1))
 
 
+class SpectrogramBranch(nn.Module):
+    """(B, time) -> (B, embedding_dim): the log-magnitude STFT at one resolution (hop a quarter of
+    the window), each frequency bin normalised, through a MobileFaceNet of its own."""
+
+    def __init__(self, n_fft: int, embedding_dim: int, width: int, channels: int, final_channels: int):
+        super().__init__()
+        self.n_fft = n_fft
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        self.norm = nn.BatchNorm1d(n_fft // 2 + 1)
+        self.encoder = MobileFaceNet(1, embedding_dim, width, channels, final_channels)
+
+    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
+        spectrum = torch.stft(waveforms, self.n_fft, self.n_fft // 4, window=self.window, return_complex=True)
+        return self.encoder(self.norm(torch.log(spectrum.abs() + 1e-5)).unsqueeze(1))
+
+
+class WholeClipSpectrumBranch(nn.Module):
+    """(B, time) -> (B, embedding_dim): the log-magnitude spectrum of the whole clip (one FFT, the
+    finest frequency resolution there is: narrow-band changes show here that frames blur) through
+    strided 1-D convolutions, pooled over frequency. The spectrum branch of Wilkinghoff's dual-branch network."""
+
+    #: (channel multiple, kernel, stride) of the convolutions over frequency bins
+    LAYERS = ((1, 256, 64), (2, 32, 4), (4, 16, 4))
+
+    def __init__(self, embedding_dim: int, width: int = 16):
+        super().__init__()
+        layers, current = [], 1
+        for multiple, kernel, stride in self.LAYERS:
+            layers += [
+                nn.Conv1d(current, multiple * width, kernel, stride),
+                nn.BatchNorm1d(multiple * width),
+                nn.ReLU(),
+            ]
+            current = multiple * width
+        self.convs = nn.Sequential(*layers)
+        self.embedding = nn.Sequential(nn.Linear(current, embedding_dim, bias=False), nn.BatchNorm1d(embedding_dim))
+
+    @classmethod
+    def min_samples(cls) -> int:
+        """The shortest clip whose spectrum the convolutions can take."""
+        bins = 1
+        for _, kernel, stride in reversed(cls.LAYERS):
+            bins = kernel + (bins - 1) * stride
+        return 2 * (bins - 1)
+
+    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
+        spectrum = torch.log(torch.fft.rfft(waveforms).abs() + 1e-5)
+        spectrum = (spectrum - spectrum.mean(-1, keepdim=True)) / (spectrum.std(-1, keepdim=True) + 1e-5)
+        return self.embedding(self.convs(spectrum.unsqueeze(1)).amax(-1))
+
+
+class MultiResolutionEncoder(nn.Module):
+    """(B, time) -> (B, embedding_dim): one branch per STFT resolution, optionally the whole clip's
+    spectrum, each giving an equal share of the embedding, concatenated (ASDKit's multi-resolution
+    model, Wilkinghoff's dual-branch network)."""
+
+    def __init__(
+        self,
+        n_ffts: tuple[int, ...] = (256, 1024, 4096),
+        whole_clip_spectrum: bool = True,
+        embedding_dim: int = 128,
+        width: int = 64,
+        channels: int = 128,
+        final_channels: int = 512,
+    ):
+        super().__init__()
+        n_branches = len(n_ffts) + int(whole_clip_spectrum)
+        if n_branches == 0 or embedding_dim % n_branches:
+            raise ValueError(f"embedding_dim={embedding_dim} must split evenly over {n_branches} branches")
+        share = embedding_dim // n_branches
+        branches = [SpectrogramBranch(n, share, width, channels, final_channels) for n in n_ffts]
+        if whole_clip_spectrum:
+            branches.append(WholeClipSpectrumBranch(share))
+        self.branches = nn.ModuleList(branches)
+        self.min_samples = max([*n_ffts, WholeClipSpectrumBranch.min_samples() if whole_clip_spectrum else 0])
+
+    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
+        return torch.cat([branch(waveforms) for branch in self.branches], dim=1)
+
+
 class ArcMarginHead(nn.Module):
     """Cosine classifier with an additive angular margin on the target class (ArcFace).
 
