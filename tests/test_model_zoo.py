@@ -423,3 +423,21 @@ def test_multi_resolution_front_end_branches_and_shortest_clip():
     assert (module.min_frames - 1) * 512 >= shortest
     with pytest.raises(ValueError, match="unset shift_classes"):
         MultiResolutionModule(KNNBackend(), shift_classes=(6,), **TINY_MFN)
+
+
+def test_adaproj_scores_the_cosine_with_the_projection_onto_each_class_subspace():
+    torch.manual_seed(0)
+    head = ArcMarginHead(8, 3, margin=0.0, adaptive_scale=True, sub_centers=2, projection=True).eval()
+    embeddings = torch.randn(5, 8)
+    spans = head.weight.detach().view(3, 2, 8)
+    expected = []
+    for span in spans:  # |P x| / |x| with P the orthogonal projection onto the span, by least squares
+        coefficients = torch.linalg.lstsq(span.T, embeddings.T).solution
+        expected.append((span.T @ coefficients).norm(dim=0) / embeddings.norm(dim=1))
+    cosine = head.cosine(embeddings)[..., 0]
+    assert torch.allclose(cosine, torch.stack(expected, dim=1), atol=1e-5)
+    inside = spans[1].sum(0, keepdim=True) * 3.0  # a vector in class 1's subspace
+    assert float(head.cosine(inside)[0, 1, 0]) == pytest.approx(1.0, abs=1e-5)
+    assert torch.allclose(head(embeddings), float(head.scale) * cosine)
+    with pytest.raises(ValueError, match="fills the 8-d embedding space"):
+        ArcMarginHead(8, 3, sub_centers=8, projection=True)

@@ -24,21 +24,23 @@ from asd.models.mobilefacenet import ArcMarginHead, MobileFaceNet, MultiResoluti
 from asd.models.schedule import warmup_cosine_schedule
 
 #: model.loss: ArcFace (fixed scale, additive angular margin), AdaCos (adaptive scale, no margin),
-#: sub-cluster AdaCos (AdaCos over ``sub_centers`` centres per class, Wilkinghoff)
-MARGIN_LOSSES = ("arcface", "adacos", "sc_adacos")
+#: sub-cluster AdaCos (AdaCos over ``sub_centers`` centres per class, Wilkinghoff), AdaProj (AdaCos
+#: on the cosine with the projection onto a ``sub_centers``-dimensional subspace per class)
+MARGIN_LOSSES = ("arcface", "adacos", "sc_adacos", "adaproj")
 
 
 def margin_head(hparams, embedding_dim: int, n_classes: int) -> ArcMarginHead:
     """The classification head of ``hparams.loss`` (``scale``, ``margin``, ``sub_centers``), one
     definition for every trained embedding model."""
-    adaptive = hparams.loss in ("adacos", "sc_adacos")
+    adaptive = hparams.loss in ("adacos", "sc_adacos", "adaproj")
     return ArcMarginHead(
         embedding_dim,
         n_classes,
         scale=hparams.scale,
         margin=0.0 if adaptive else hparams.margin,
         adaptive_scale=adaptive,
-        sub_centers=hparams.sub_centers if hparams.loss == "sc_adacos" else 1,
+        sub_centers=hparams.sub_centers if hparams.loss in ("sc_adacos", "adaproj") else 1,
+        projection=hparams.loss == "adaproj",
     )
 
 

@@ -194,21 +194,33 @@ class ArcMarginHead(nn.Module):
         adaptive_scale: bool = False,
         sub_centers: int = 1,
         trainable_centers: bool = True,
+        projection: bool = False,
     ):
         super().__init__()
         if sub_centers < 1:
             raise ValueError(f"sub_centers must be at least 1, got {sub_centers}")
+        if projection and sub_centers >= embedding_dim:
+            raise ValueError(
+                f"a class subspace of sub_centers={sub_centers} dimensions fills the {embedding_dim}-d embedding space"
+            )
         self.weight = nn.Parameter(torch.empty(n_classes * sub_centers, embedding_dim), requires_grad=trainable_centers)
         nn.init.xavier_uniform_(self.weight)
         self.n_classes, self.sub_centers = n_classes, sub_centers
         self.margin = margin
         self.adaptive_scale = adaptive_scale
-        centres = n_classes * sub_centers
+        self.projection = projection
+        centres = n_classes if projection else n_classes * sub_centers
         initial = math.sqrt(2) * math.log(centres - 1) if adaptive_scale and centres > 1 else scale
         self.register_buffer("scale", torch.tensor(float(initial)))
 
     def cosine(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """(B, n_classes, sub_centers) cosines of each embedding with each centre."""
+        """(B, n_classes, sub_centers) cosines of each embedding with each centre; with
+        ``projection``, (B, n_classes, 1) cosines with its projection onto each class's subspace."""
+        if self.projection:
+            # orthonormal bases of the classes' subspaces: (n_classes, dims, sub_centers)
+            bases = torch.linalg.qr(self.weight.view(self.n_classes, self.sub_centers, -1).transpose(1, 2)).Q
+            coordinates = torch.einsum("bd,cdk->bck", F.normalize(embeddings), bases)
+            return coordinates.norm(dim=-1, keepdim=True)  # |P x| / |x|: the cosine of x and P x
         cosine = F.linear(F.normalize(embeddings), F.normalize(self.weight))
         return cosine.view(len(embeddings), self.n_classes, self.sub_centers)
 
