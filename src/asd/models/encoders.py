@@ -33,6 +33,15 @@ def _require(path: str | Path, what: str, example: str) -> Path:
     return path
 
 
+def require_one_channel(model: str, in_channels: int) -> None:
+    """The encoders read one waveform: several channels (data.audio.channel=[0,1]) are a config error."""
+    if in_channels != 1:
+        raise ValueError(
+            f"model={model} encodes one channel, data.audio.channel selects {in_channels}; "
+            "choose one (DCASE 2026: data.audio.channel=0, the near microphone)"
+        )
+
+
 class HuggingFaceEncoder(nn.Module):
     """A ``transformers`` audio model from a local directory (``save_pretrained`` layout).
 

@@ -3,7 +3,7 @@
 The encoder (``encoder=beats|hf``, from a local path) stays frozen; ``peft`` injects LoRA
 adapters into its ``target_modules`` (optionally only in some ``lora_layers``), the last
 ``unfreeze_last_layers`` transformer layers may train in full, and an attentive statistics pooling
-layer and a margin head (ArcFace / AdaCos / SC-AdaCos, :func:`asd.models.mfn.margin_head`) learn
+layer and a margin head (ArcFace / AdaCos / SC-AdaCos, :func:`asd.models.heads.margin_head`) learn
 the same section x attribute classes as the MobileFaceNet model. The pooled embedding of a clip
 goes to any back-end (kNN by default).
 
@@ -23,8 +23,10 @@ from torch import nn
 from asd.backends import ScoringBackend
 from asd.data.datamodule import ClipBatch
 from asd.models.base import AnomalyDetectionModule
-from asd.models.mfn import MARGIN_LOSSES, margin_head, stack_cropped
-from asd.models.schedule import warmup_cosine_schedule
+from asd.models.encoders import require_one_channel
+from asd.models.heads import MarginClassifierMixin, check_margin_loss
+from asd.models.mfn import stack_cropped
+from asd.models.schedule import with_warmup_cosine
 
 
 class AttentiveStatisticsPooling(nn.Module):
@@ -56,7 +58,7 @@ def transformer_layers(encoder: nn.Module) -> tuple[str, nn.ModuleList]:
     return max(stacks, key=lambda item: len(item[1]))
 
 
-class FineTunedEncoderModule(AnomalyDetectionModule):
+class FineTunedEncoderModule(MarginClassifierMixin, AnomalyDetectionModule):
     data_input = "waveforms"
     base_weights_prefix = "encoder."
 
@@ -90,13 +92,8 @@ class FineTunedEncoderModule(AnomalyDetectionModule):
         class_names: list[str] | None = None,
     ):
         super().__init__(backend=backend, decision_percentile=decision_percentile)
-        if in_channels != 1:
-            raise ValueError(
-                f"model=finetune encodes one channel, data.audio.channel selects {in_channels}; "
-                "choose one (DCASE 2026: data.audio.channel=0, the near microphone)"
-            )
-        if loss not in MARGIN_LOSSES:
-            raise ValueError(f"model.loss must be one of {', '.join(MARGIN_LOSSES)}, got {loss!r}")
+        require_one_channel("finetune", in_channels)
+        check_margin_loss(loss)
         self.save_hyperparameters(ignore=["backend", "encoder", "class_names"])
         encoder.requires_grad_(False)
         layers_name, layers = transformer_layers(encoder)
@@ -139,24 +136,6 @@ class FineTunedEncoderModule(AnomalyDetectionModule):
             f"encoder.{name}" for name, p in self.encoder.named_parameters(remove_duplicate=False) if p.requires_grad
         }
         return {key for key in self.state_dict() if key.startswith("encoder.") and key not in trained}
-
-    def _build_head(self, class_names: list[str]) -> None:
-        self.class_names = list(class_names)
-        self.head = margin_head(self.hparams, self.hparams.embedding_dim, len(class_names))
-
-    def setup(self, stage: str) -> None:
-        if self.head is None:
-            names = self.trainer.datamodule.class_names
-            if len(names) < 2:
-                raise ValueError(f"fine-tuning needs at least two classes, the data gives {names}")
-            self._build_head(names)
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["class_names"] = self.class_names
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if self.head is None:
-            self._build_head(checkpoint["class_names"])
 
     def _at_encoder_rate(self, waveforms: torch.Tensor) -> torch.Tensor:
         if self.encoder.sample_rate != self.sample_rate:
@@ -212,10 +191,4 @@ class FineTunedEncoderModule(AnomalyDetectionModule):
             ],
             weight_decay=self.hparams.weight_decay,
         )
-        schedule = warmup_cosine_schedule(
-            optimizer,
-            int(self.trainer.estimated_stepping_batches),
-            self.hparams.warmup_fraction,
-            self.hparams.final_lr_fraction,
-        )
-        return {"optimizer": optimizer, "lr_scheduler": schedule}
+        return with_warmup_cosine(optimizer, self)

@@ -20,28 +20,9 @@ from torch import nn
 from asd.backends import ScoringBackend
 from asd.data.datamodule import ClipBatch, clip_batch
 from asd.models.base import AnomalyDetectionModule
+from asd.models.heads import MarginClassifierMixin, check_margin_loss
 from asd.models.mobilefacenet import ArcMarginHead, MobileFaceNet, MultiResolutionEncoder, TgramBranch
-from asd.models.schedule import warmup_cosine_schedule
-
-#: model.loss: ArcFace (fixed scale, additive angular margin), AdaCos (adaptive scale, no margin),
-#: sub-cluster AdaCos (AdaCos over ``sub_centers`` centres per class, Wilkinghoff), AdaProj (AdaCos
-#: on the cosine with the projection onto a ``sub_centers``-dimensional subspace per class)
-MARGIN_LOSSES = ("arcface", "adacos", "sc_adacos", "adaproj")
-
-
-def margin_head(hparams, embedding_dim: int, n_classes: int) -> ArcMarginHead:
-    """The classification head of ``hparams.loss`` (``scale``, ``margin``, ``sub_centers``), one
-    definition for every trained embedding model."""
-    adaptive = hparams.loss in ("adacos", "sc_adacos", "adaproj")
-    return ArcMarginHead(
-        embedding_dim,
-        n_classes,
-        scale=hparams.scale,
-        margin=0.0 if adaptive else hparams.margin,
-        adaptive_scale=adaptive,
-        sub_centers=hparams.sub_centers if hparams.loss in ("sc_adacos", "adaproj") else 1,
-        projection=hparams.loss == "adaproj",
-    )
+from asd.models.schedule import with_warmup_cosine
 
 
 def stack_cropped(tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -50,7 +31,7 @@ def stack_cropped(tensors: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack([t[..., :length] for t in tensors])
 
 
-class MobileFaceNetModule(AnomalyDetectionModule):
+class MobileFaceNetModule(MarginClassifierMixin, AnomalyDetectionModule):
     def __init__(
         self,
         backend: ScoringBackend,
@@ -80,8 +61,7 @@ class MobileFaceNetModule(AnomalyDetectionModule):
         class_names: list[str] | None = None,
     ):
         super().__init__(backend=backend, decision_percentile=decision_percentile)
-        if loss not in MARGIN_LOSSES:
-            raise ValueError(f"model.loss must be one of {', '.join(MARGIN_LOSSES)}, got {loss!r}")
+        check_margin_loss(loss)
         if representation not in ("embedding", "logits"):
             raise ValueError(f"model.representation must be 'embedding' or 'logits', got {representation!r}")
         self.save_hyperparameters(ignore=["backend", "class_names"])
@@ -106,25 +86,8 @@ class MobileFaceNetModule(AnomalyDetectionModule):
         if class_names:
             self._build_head(class_names)
 
-    def _build_head(self, class_names: list[str]) -> None:
-        self.class_names = list(class_names)
-        self.head = margin_head(
-            self.hparams, self.hparams.embedding_dim, len(class_names) * (1 + len(self.shift_classes))
-        )
-
-    def setup(self, stage: str) -> None:
-        if self.head is None:
-            names = self.trainer.datamodule.class_names
-            if len(names) < 2:
-                raise ValueError(f"the attribute classifier needs at least two classes, the data gives {names}")
-            self._build_head(names)
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["class_names"] = self.class_names
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if self.head is None:
-            self._build_head(checkpoint["class_names"])
+    def head_classes(self, n_classes: int) -> int:
+        return n_classes * (1 + len(self.shift_classes))  # and each shift's copies
 
     def embed(self, batch: ClipBatch, augment: bool = False) -> torch.Tensor:
         x = self.input_norm(stack_cropped(batch["features"]))  # (B, channels * n_mels, frames)
@@ -195,13 +158,7 @@ class MobileFaceNetModule(AnomalyDetectionModule):
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
         if self.hparams.warmup_fraction is None:
             return optimizer
-        schedule = warmup_cosine_schedule(
-            optimizer,
-            int(self.trainer.estimated_stepping_batches),
-            self.hparams.warmup_fraction,
-            self.hparams.final_lr_fraction,
-        )
-        return {"optimizer": optimizer, "lr_scheduler": schedule}
+        return with_warmup_cosine(optimizer, self)
 
 
 class MultiResolutionModule(MobileFaceNetModule):

@@ -15,6 +15,7 @@ from torch import nn
 from asd.backends import ScoringBackend
 from asd.data.datamodule import ClipBatch
 from asd.models.base import AnomalyDetectionModule
+from asd.models.encoders import require_one_channel
 
 
 class PretrainedEmbeddingModule(AnomalyDetectionModule):
@@ -32,11 +33,7 @@ class PretrainedEmbeddingModule(AnomalyDetectionModule):
         in_channels: int = 1,
     ):
         super().__init__(backend=backend, decision_percentile=decision_percentile)
-        if in_channels != 1:
-            raise ValueError(
-                f"model=pretrained encodes one channel, data.audio.channel selects {in_channels}; "
-                "choose one (DCASE 2026: data.audio.channel=0, the near microphone)"
-            )
+        require_one_channel("pretrained", in_channels)
         if pooling not in ("mean", "max", "mean+max"):
             raise ValueError(f"model.pooling must be 'mean', 'max' or 'mean+max', got {pooling!r}")
         self.encoder = encoder.eval().requires_grad_(False)

@@ -15,10 +15,12 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int, floor: float) 
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def warmup_cosine_schedule(optimizer, total_steps: int, warmup_fraction: float, floor: float) -> dict:
-    """Lightning's ``lr_scheduler`` entry for :func:`warmup_cosine`, stepped every optimizer step."""
-    warmup = max(1, int(warmup_fraction * total_steps))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_cosine(step, warmup, total_steps, floor)
-    )
-    return {"scheduler": schedule, "interval": "step"}
+def with_warmup_cosine(optimizer: torch.optim.Optimizer, module) -> dict:
+    """What ``configure_optimizers`` returns for :func:`warmup_cosine` over the module's training
+    (``module.hparams.warmup_fraction`` of the steps warm up, then decay to ``final_lr_fraction``),
+    stepped every optimizer step."""
+    total = int(module.trainer.estimated_stepping_batches)
+    warmup = max(1, int(module.hparams.warmup_fraction * total))
+    floor = module.hparams.final_lr_fraction
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_cosine(step, warmup, total, floor))
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
