@@ -112,3 +112,28 @@ def test_warmup_then_cosine_schedule():
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)  # linear warm-up over 10 steps
     assert factors[10] == pytest.approx(1.0) and factors[60] == pytest.approx(0.55)  # half-way: midpoint
     assert factors[-1] == pytest.approx(0.1, abs=1e-3) and all(a >= b for a, b in zip(factors[10:], factors[11:]))
+
+
+def test_clips_longer_than_the_window_are_encoded_window_by_window(tiny_wav2vec2):
+    from asd.backends import KNNBackend
+    from asd.models.finetune import FineTunedEncoderModule
+
+    torch.manual_seed(0)
+    module = FineTunedEncoderModule(
+        KNNBackend(),
+        HuggingFaceEncoder(str(tiny_wav2vec2)),
+        lora_rank=2,
+        embedding_dim=8,
+        window_s=1.0,
+        class_names=["a", "b"],
+    ).eval()
+    clip = torch.randn(40000)  # 2.5 s: two whole windows and a half-window remainder, which is kept
+    with torch.no_grad():
+        (row,) = module.representations({"waveform": [clip]})
+        pieces = [clip[:16000], clip[16000:32000], clip[32000:]]
+        frames = torch.cat([module.encoder.encode(p.unsqueeze(0)) for p in pieces], dim=1)
+        assert torch.allclose(row, module.pooling(frames), atol=1e-6)
+        short = torch.randn(36000)  # a remainder under half a window is left out
+        (row,) = module.representations({"waveform": [short]})
+        frames = torch.cat([module.encoder.encode(p.unsqueeze(0)) for p in (short[:16000], short[16000:32000])], dim=1)
+        assert torch.allclose(row, module.pooling(frames), atol=1e-6)
