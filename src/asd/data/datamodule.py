@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from pathlib import Path
 from typing import Protocol, Sequence, TypedDict
 
@@ -168,9 +169,7 @@ class BalancedEpochSampler(EpochSeededSampler):
 
     def __init__(self, groups: Sequence[str], seed: int):
         super().__init__(len(groups), seed)
-        counts: dict[str, int] = {}
-        for group in groups:
-            counts[group] = counts.get(group, 0) + 1
+        counts = Counter(groups)
         self.weights = torch.tensor([1.0 / counts[group] for group in groups], dtype=torch.float64)
 
     def __iter__(self):

@@ -65,11 +65,16 @@ class LogMel(torch.nn.Module):
         mel = self.mel_scale(energy)
         return 20.0 / self.config.power * torch.log10(mel.clamp(min=torch.finfo(torch.float64).eps))
 
+    def clips(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """A batch of clips' features: (B, time) -> (B, n_mels, frames); (B, channels, time) ->
+        (B, channels * n_mels, frames), each channel's log-mel below the next one's, so every
+        frontend reads a multi-channel clip as one taller log-mel (frame models: near and far
+        features side by side)."""
+        return self(waveforms).flatten(1, -2)
+
     def clip(self, waveform: torch.Tensor) -> torch.Tensor:
-        """One clip's features: (time,) -> (n_mels, frames); (channels, time) -> (channels * n_mels,
-        frames), each channel's log-mel below the next one's, so every frontend reads a multi-channel
-        clip as one taller log-mel (frame models: near and far features side by side)."""
-        return self(waveform).flatten(0, -2)
+        """One clip's features, as :meth:`clips`: (time,) or (channels, time) -> (rows, frames)."""
+        return self.clips(waveform.unsqueeze(0))[0]
 
 
 def stack_frames(log_mel: torch.Tensor, n_frames: int) -> torch.Tensor:
@@ -142,7 +147,7 @@ def extract_log_mels(
     cache: FeatureCache | None = None,
     batch_size: int = 64,
 ) -> list[np.ndarray]:
-    """Log-mels (n_mels, frames; see :meth:`LogMel.clip` for several channels) for each path, from the cache when the same list was read before.
+    """Log-mels (n_mels, frames; see :meth:`LogMel.clips` for several channels) for each path, from the cache when the same list was read before.
 
     Otherwise the clips are read and transformed in batches of equal-length waveforms, and the
     list is cached as one entry.
@@ -166,7 +171,7 @@ def extract_log_mels(
             by_length[waveform.shape[-1]].append((i, waveform))
         for group in by_length.values():
             with torch.no_grad():
-                batch = log_mel(torch.stack([w for _, w in group])).flatten(1, -2)  # as LogMel.clip
+                batch = log_mel.clips(torch.stack([w for _, w in group]))
             for (i, _), features in zip(group, batch.numpy()):
                 results[i] = features
     if cache is not None:

@@ -30,7 +30,7 @@ from sklearn.mixture import GaussianMixture
 from sklearn.preprocessing import StandardScaler
 
 from asd.data.audio import AudioConfig
-from asd.data.features import FeatureConfig, extract_log_mels
+from asd.data.features import FeatureCache, FeatureConfig, extract_log_mels
 from asd.data.index import DATA_SPLIT_DIRS, Clip, DatasetError, index_machine, list_machines
 from asd.files import write_csv
 from asd.representations import load_representations
@@ -58,8 +58,6 @@ def cluster(rows: np.ndarray, n_clusters: int, method: str, seed: int = 0) -> np
 
 def log_mel_statistics(clips: list[Clip], cache_dir: str | Path | None = None) -> np.ndarray:
     """Per clip: each mel band's mean and standard deviation over time."""
-    from asd.data.features import FeatureCache
-
     audio, features = AudioConfig(), FeatureConfig()
     cache = FeatureCache(cache_dir, features, audio) if cache_dir else None
     log_mels = extract_log_mels([c.path for c in clips], features, audio, cache)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import torchaudio.functional as AF
 from torch import nn
 
 
@@ -40,6 +41,13 @@ def require_one_channel(model: str, in_channels: int) -> None:
             f"model={model} encodes one channel, data.audio.channel selects {in_channels}; "
             "choose one (DCASE 2026: data.audio.channel=0, the near microphone)"
         )
+
+
+def at_encoder_rate(encoder: nn.Module, waveforms: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """Waveforms at ``sample_rate`` resampled to the encoder's own rate, where they differ."""
+    if encoder.sample_rate != sample_rate:
+        return AF.resample(waveforms, sample_rate, encoder.sample_rate)
+    return waveforms
 
 
 class HuggingFaceEncoder(nn.Module):

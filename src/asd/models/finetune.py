@@ -16,14 +16,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchaudio.functional as AF
 from peft import LoraConfig, inject_adapter_in_model
 from torch import nn
 
 from asd.backends import ScoringBackend
 from asd.data.datamodule import ClipBatch
 from asd.models.base import AnomalyDetectionModule
-from asd.models.encoders import require_one_channel
+from asd.models.encoders import at_encoder_rate, require_one_channel
 from asd.models.heads import MarginClassifierMixin, check_margin_loss
 from asd.models.mfn import stack_cropped
 from asd.models.schedule import with_warmup_cosine
@@ -60,7 +59,6 @@ def transformer_layers(encoder: nn.Module) -> tuple[str, nn.ModuleList]:
 
 class FineTunedEncoderModule(MarginClassifierMixin, AnomalyDetectionModule):
     data_input = "waveforms"
-    base_weights_prefix = "encoder."
 
     def __init__(
         self,
@@ -137,18 +135,18 @@ class FineTunedEncoderModule(MarginClassifierMixin, AnomalyDetectionModule):
         }
         return {key for key in self.state_dict() if key.startswith("encoder.") and key not in trained}
 
-    def _at_encoder_rate(self, waveforms: torch.Tensor) -> torch.Tensor:
-        if self.encoder.sample_rate != self.sample_rate:
-            return AF.resample(waveforms, self.sample_rate, self.encoder.sample_rate)
-        return waveforms
+    @property
+    def window(self) -> int | None:
+        """``window_s`` in samples at the data's rate; None: whole clips."""
+        return int(self.hparams.window_s * self.sample_rate) if self.hparams.window_s else None
 
     def embed(self, waveforms: torch.Tensor) -> torch.Tensor:
         """(B, time) at the data's rate -> (B, embedding_dim)."""
-        return self.pooling(self.encoder.encode(self._at_encoder_rate(waveforms)))
+        return self.pooling(self.encoder.encode(at_encoder_rate(self.encoder, waveforms, self.sample_rate)))
 
     def _random_window(self, waveforms: torch.Tensor) -> torch.Tensor:
         """Training sees one random ``window_s`` crop per batch where the clips are longer."""
-        window = int(self.hparams.window_s * self.sample_rate) if self.hparams.window_s else None
+        window = self.window
         if window is None or waveforms.shape[-1] <= window:
             return waveforms
         start = int(torch.randint(0, waveforms.shape[-1] - window + 1, ()))
@@ -159,10 +157,7 @@ class FineTunedEncoderModule(MarginClassifierMixin, AnomalyDetectionModule):
         if self.hparams.mixup_alpha > 0 and np.random.rand() < self.hparams.mixup_probability:
             lam = float(np.random.beta(self.hparams.mixup_alpha, self.hparams.mixup_alpha))
             order = torch.randperm(len(labels), device=labels.device)
-            embeddings = self.embed(lam * waveforms + (1 - lam) * waveforms[order])
-            loss = lam * F.cross_entropy(self.head(embeddings, labels), labels) + (1 - lam) * F.cross_entropy(
-                self.head(embeddings, labels[order]), labels[order]
-            )
+            loss = self.mixup_loss(self.embed(lam * waveforms + (1 - lam) * waveforms[order]), labels, order, lam)
         else:
             loss = F.cross_entropy(self.head(self.embed(waveforms), labels), labels)
         self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(labels))
@@ -171,13 +166,13 @@ class FineTunedEncoderModule(MarginClassifierMixin, AnomalyDetectionModule):
     def representations(self, batch: ClipBatch) -> list[torch.Tensor]:
         # One clip at a time (its score must not depend on its batch); a clip longer than the
         # encoder's window is encoded window by window and its frames pooled together.
-        rows = []
-        window = int(self.hparams.window_s * self.sample_rate) if self.hparams.window_s else None
+        rows, window = [], self.window
         for waveform in batch["waveform"]:
             pieces = [waveform] if window is None else list(torch.split(waveform, window, dim=-1))
             if len(pieces) > 1 and pieces[-1].shape[-1] < window // 2:
                 pieces = pieces[:-1]  # a short remainder would be padded by the encoder: leave it out
-            frames = torch.cat([self.encoder.encode(self._at_encoder_rate(p.unsqueeze(0))) for p in pieces], dim=1)
+            pieces = [at_encoder_rate(self.encoder, p.unsqueeze(0), self.sample_rate) for p in pieces]
+            frames = torch.cat([self.encoder.encode(p) for p in pieces], dim=1)
             rows.append(self.pooling(frames))
         return rows
 

@@ -4,6 +4,9 @@ its class names are learnt from the data and kept in the checkpoint."""
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
+
 from asd.models.mobilefacenet import ArcMarginHead
 
 #: model.loss: ArcFace (fixed scale, additive angular margin), AdaCos (adaptive scale, no margin),
@@ -43,6 +46,15 @@ class MarginClassifierMixin:
     def head_classes(self, n_classes: int) -> int:
         """Outputs of the head for the data's classes (subclasses may add classes of their own)."""
         return n_classes
+
+    def mixup_loss(
+        self, embeddings: torch.Tensor, labels: torch.Tensor, order: torch.Tensor, lam: float
+    ) -> torch.Tensor:
+        """The loss of embeddings of mixed clips (a share ``lam`` of each clip, the rest of clip
+        ``order[i]``): each class's margin loss, weighted by its share."""
+        return lam * F.cross_entropy(self.head(embeddings, labels), labels) + (1 - lam) * F.cross_entropy(
+            self.head(embeddings, labels[order]), labels[order]
+        )
 
     def _build_head(self, class_names: list[str]) -> None:
         self.class_names = list(class_names)

@@ -20,6 +20,7 @@ from torch import nn
 from asd.backends import ScoringBackend
 from asd.data.datamodule import ClipBatch, clip_batch
 from asd.models.base import AnomalyDetectionModule
+from asd.models.encoders import require_one_channel
 from asd.models.heads import MarginClassifierMixin, check_margin_loss
 from asd.models.mobilefacenet import ArcMarginHead, MobileFaceNet, MultiResolutionEncoder, TgramBranch
 from asd.models.schedule import with_warmup_cosine
@@ -133,10 +134,7 @@ class MobileFaceNetModule(MarginClassifierMixin, AnomalyDetectionModule):
             order = torch.randperm(len(labels), device=labels.device)
             x = self.embed(batch, augment=True)
             # mixing in embedding space keeps the margin head's per-class targets well defined
-            mixed = lam * x + (1 - lam) * x[order]
-            loss = lam * F.cross_entropy(self.head(mixed, labels), labels) + (1 - lam) * F.cross_entropy(
-                self.head(mixed, labels[order]), labels[order]
-            )
+            loss = self.mixup_loss(lam * x + (1 - lam) * x[order], labels, order, lam)
         else:
             loss = F.cross_entropy(self.head(self.embed(batch, augment=True), labels), labels)
         self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(labels))
@@ -175,11 +173,11 @@ class MultiResolutionModule(MobileFaceNetModule):
         hop_length: int = 512,
         **options,
     ):
+        require_one_channel("multires", options.get("in_channels", 1))
         unsupported = [k for k in ("use_tgram", "shift_classes", "freq_mask", "time_mask") if options.get(k)]
-        if unsupported or options.get("in_channels", 1) != 1:
+        if unsupported:
             raise ValueError(
-                f"model=multires reads one waveform channel and has no log-mel to shift, mask or stack with STgram: "
-                f"unset {', '.join(unsupported) or 'in_channels'}"
+                f"model=multires has no log-mel to shift, mask or stack with STgram: unset {', '.join(unsupported)}"
             )
         super().__init__(backend, hop_length=hop_length, **options)
         self.data_input = "waveforms"

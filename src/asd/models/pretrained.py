@@ -9,13 +9,12 @@ on one pass over the normal training clips. There is no optimizer and no loss:
 from __future__ import annotations
 
 import torch
-import torchaudio.functional as AF
 from torch import nn
 
 from asd.backends import ScoringBackend
 from asd.data.datamodule import ClipBatch
 from asd.models.base import AnomalyDetectionModule
-from asd.models.encoders import require_one_channel
+from asd.models.encoders import at_encoder_rate, require_one_channel
 
 
 class PretrainedEmbeddingModule(AnomalyDetectionModule):
@@ -51,9 +50,9 @@ class PretrainedEmbeddingModule(AnomalyDetectionModule):
     def representations(self, batch: ClipBatch) -> list[torch.Tensor]:
         rows = []
         for waveform in batch["waveform"]:
-            if self.encoder.sample_rate != self.sample_rate:
-                waveform = AF.resample(waveform, self.sample_rate, self.encoder.sample_rate)
-            rows.append(self.pool(self.encoder(waveform)).float().unsqueeze(0))
+            rows.append(
+                self.pool(self.encoder(at_encoder_rate(self.encoder, waveform, self.sample_rate))).float().unsqueeze(0)
+            )
         return rows
 
     def configure_optimizers(self):
