@@ -73,6 +73,14 @@ def test_every_dcase_machine_type_has_a_config():
         assert list(_compose(f"machine={machine}").machine.types) == [machine]
 
 
+@pytest.mark.parametrize("year", [2023, 2024, 2025, 2026])
+def test_a_years_all_machine_types_are_its_dev_and_eval_types(year):
+    every = list(_compose(f"machine=dcase{year}_all").machine.types)
+    dev = list(_compose(f"machine=dcase{year}_dev").machine.types)
+    evaluation = list(_compose(f"machine=dcase{year}_eval").machine.types)
+    assert every == dev + evaluation and not set(dev) & set(evaluation)
+
+
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("machine", ["fan", "ToyRotor", "synthetic", "dcase2024_eval"])

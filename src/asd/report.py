@@ -33,6 +33,7 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from asd.data.index import machine_data_splits
 from asd.evaluation.metrics import (
     YEAR_METRICS,
     SectionResult,
@@ -84,7 +85,9 @@ def configuration_label(overrides: list[str]) -> str:
     return " ".join(kept) or "(defaults)"
 
 
-def read_job(job_dir: Path) -> Job:
+def read_job(job_dir: Path) -> list[Job]:
+    """The job of a job folder; a job on ``data.data_split=dev+eval`` counts as one job per split,
+    each grouped with the jobs of that split's dataset."""
     hydra_dir = job_dir / ".hydra"
     try:
         overrides = list(OmegaConf.load(hydra_dir / "overrides.yaml"))
@@ -92,23 +95,32 @@ def read_job(job_dir: Path) -> Job:
         if "data" not in cfg and "run_dir" in cfg:  # an asd.score job: it tested the scored run's data
             cfg = OmegaConf.load(Path(cfg.run_dir) / ".hydra" / "config.yaml")
         data = cfg.data
-        job = Job(
-            name=job_dir.name,
-            configuration=configuration_label(overrides),
-            dataset=f"{Path(str(data.root)).name} {data.data_split}",
-            year=int(data.year),
-            machines=[str(m) for m in cfg.machine.types],
-        )
+        machines = [str(m) for m in cfg.machine.types]
+        splits = machine_data_splits(str(data.root), machines, str(data.data_split))
     except Exception as error:
         raise ReportError(f"{job_dir}: cannot read the job's .hydra/ config ({error})") from error
+    jobs = [
+        Job(
+            name=job_dir.name,
+            configuration=configuration_label(overrides),
+            dataset=f"{Path(str(data.root)).name} {split}",
+            year=int(data.year),
+            machines=[m for m in machines if splits[m] == split],
+        )
+        for split in dict.fromkeys(splits.values())
+    ]
+    error, sections = None, []
     if (job_dir / "error.txt").is_file():
         lines = [line for line in (job_dir / "error.txt").read_text().splitlines() if line.strip()]
-        job.error = lines[-1] if lines else "failed (empty error.txt)"
+        error = lines[-1] if lines else "failed (empty error.txt)"
     elif (job_dir / "scores.csv").is_file():
-        job.sections = read_clip_scores(job_dir / "scores.csv")
+        sections = read_clip_scores(job_dir / "scores.csv")
     else:
-        job.error = "no scores.csv (still running, killed, or tested without labels)"
-    return job
+        error = "no scores.csv (still running, killed, or tested without labels)"
+    for job in jobs:
+        job.error = error
+        job.sections = [s for s in sections if s.machine in job.machines]
+    return jobs
 
 
 def find_jobs(sweep_dir: Path) -> list[Job]:
@@ -119,7 +131,7 @@ def find_jobs(sweep_dir: Path) -> list[Job]:
         raise ReportError(f"{sweep_dir}: no job folders (<job>/.hydra/overrides.yaml) in this folder")
     # numbered job folders in numeric order
     job_dirs.sort(key=lambda p: (0, int(p.name)) if p.name.isdigit() else (1, p.name))
-    return [read_job(p) for p in job_dirs]
+    return [job for p in job_dirs for job in read_job(p)]
 
 
 def _percent(value: float) -> float:

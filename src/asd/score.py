@@ -18,6 +18,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from asd.data.index import machine_data_splits
 from asd.evaluation.callback import section_results
 from asd.evaluation.submission import write_section
 from asd.files import write_text
@@ -66,11 +67,14 @@ def score_run(cfg: DictConfig) -> dict[str, float]:
             train.representations, train.domains, train.sections, list(range(len(train.representations)))
         )
         scores, decisions = module.score_representations(test.representations, test.sections)
-        labelled = all(d in DOMAIN_CODES for d in test.domains) and all(lab in LABEL_CODES for lab in test.labels)
+        unlabelled = {
+            info.machine for info in test.infos if info.domain not in DOMAIN_CODES or info.label not in LABEL_CODES
+        }
+        labelled = {info.machine for info in test.infos} - unlabelled
         tested = list(section_results(test.infos, dict(enumerate(zip(scores, decisions))), labelled).values())
         for s in tested:
             write_section(output_dir / "submission", s.machine, s.section_id, s.file_names, s.scores, s.decisions)
-        sections += tested if labelled else []
+        sections += [s for s in tested if s.machine in labelled]
         if all(d in DOMAIN_CODES for d in train.domains):
             training += list(section_results(train.infos, module.training_scores, labelled=True).values())
         model_cfg = OmegaConf.to_container(run_cfg.model, resolve=True)
@@ -81,7 +85,8 @@ def score_run(cfg: DictConfig) -> dict[str, float]:
             OmegaConf.create({"model": model_cfg, "backend": chosen}),
         )
     write_text(output_dir / "scored_run.txt", f"{run_dir.resolve()}\n")
-    return write_results(output_dir, sections, training)
+    splits = machine_data_splits(run_cfg.data.root, run_cfg.machine.types, run_cfg.data.data_split)
+    return write_results(output_dir, sections, training, splits)
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="score")

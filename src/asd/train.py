@@ -21,7 +21,13 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from asd.config_types import check_config_types
-from asd.evaluation.callback import OfficialEvaluationCallback, section_metric_logs, section_results
+from asd.data.index import machine_data_splits
+from asd.evaluation.callback import (
+    OfficialEvaluationCallback,
+    section_metric_logs,
+    section_results,
+    sections_by_split,
+)
 from asd.evaluation.metrics import SectionResult, official_score, write_clip_scores, write_result_csv
 from asd.files import write_text
 from asd.representations import save_representations
@@ -94,16 +100,18 @@ def resume_checkpoint(cfg: DictConfig, loggers: list, output_dir: Path) -> str |
     return str(checkpoint)
 
 
-def summary_table(sections: list[SectionResult]) -> pd.DataFrame:
-    """Per machine type and section: AUC (source), AUC (target), pAUC and their harmonic mean, in %."""
+def summary_table(sections: list[SectionResult], splits: dict[str, str] | None = None) -> pd.DataFrame:
+    """Per machine type and section: AUC (source), AUC (target), pAUC and their harmonic mean, in %;
+    then the official score, one per data split where ``splits`` (machine type -> split) has several."""
     rows = []
     for section in sorted(sections, key=lambda s: (s.machine, s.section_id)):
         m = section.metrics()
         values = [m["AUC (source)"], m["AUC (target)"], m["pAUC"]]
         rows.append([section.machine, section.section_id, *values, official_score([m])])
     table = pd.DataFrame(rows, columns=["machine", "section", "AUC (source)", "AUC (target)", "pAUC", "score"])
-    overall = official_score([s.metrics() for s in sections])
-    table.loc[len(table)] = ["official score", "", None, None, None, overall]
+    for split, members in sections_by_split(sections, splits).items():
+        label = f"official score ({split})" if split else "official score"
+        table.loc[len(table)] = [label, "", None, None, None, official_score([s.metrics() for s in members])]
     numeric = ["AUC (source)", "AUC (target)", "pAUC", "score"]
     table[numeric] = table[numeric].astype(float) * 100
     return table
@@ -122,23 +130,29 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         training += trained
     if rank_zero_only.rank != 0:  # under DDP, other ranks computed the same sections; rank 0 writes
         return {}, {"sections": sections}
-    return write_results(output_dir, sections, training), {"sections": sections}
+    splits = machine_data_splits(cfg.data.root, cfg.machine.types, cfg.data.data_split)
+    return write_results(output_dir, sections, training, splits), {"sections": sections}
 
 
-def write_results(output_dir: Path, sections: list[SectionResult], training: list[SectionResult]) -> dict[str, float]:
-    """A run's result files (training_scores.csv, result.csv, scores.csv, summary.csv) and its metrics;
-    the submission CSVs are written by the evaluation (asd.train) or by asd.score itself."""
+def write_results(
+    output_dir: Path, sections: list[SectionResult], training: list[SectionResult], splits: dict[str, str]
+) -> dict[str, float]:
+    """A run's result files (training_scores.csv, result.csv, scores.csv, summary.csv) and its metrics
+    (``splits``: each machine type's data split, to score each split on its own); the submission CSVs
+    are written by the evaluation (asd.train) or by asd.score itself."""
     if training:  # the training clips' out-of-sample scores: what asd.ensemble normalises by
         write_clip_scores(output_dir / "training_scores.csv", training)
     if not sections:
         log.info("no test labels: submission CSVs written to %s", output_dir / "submission")
         return {}
-    write_result_csv(output_dir / "result.csv", sections, with_ci95=False)
+    for split, members in sections_by_split(sections, splits).items():
+        # the official evaluator's result file scores one split's machine types
+        write_result_csv(output_dir / (f"result_{split}.csv" if split else "result.csv"), members, with_ci95=False)
     write_clip_scores(output_dir / "scores.csv", sections)
-    table = summary_table(sections)
+    table = summary_table(sections, splits)
     write_text(output_dir / "summary.csv", table.to_csv(index=False))
     log.info("results (%%) for %s:\n%s", output_dir, table.to_string(index=False, float_format="%.2f", na_rep=""))
-    return section_metric_logs(sections)
+    return section_metric_logs(sections, splits=splits)
 
 
 def run_job(cfg: DictConfig, job: Callable[[DictConfig], dict[str, float]]) -> float | None:

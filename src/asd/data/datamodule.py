@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 from asd.data.audio import AudioConfig, load_audio
 from asd.data.features import FeatureCache, FeatureConfig, extract_log_mels, stack_frames
 from asd.data.filenames import ClipInfo, format_attributes
-from asd.data.index import Clip, DatasetError, index_machine
+from asd.data.index import Clip, DatasetError, index_machine, machine_data_splits
 from asd.data.synthetic import ensure_dataset
 from asd.vocabulary import LABELS, section_key
 
@@ -240,6 +240,7 @@ class DCASEDataModule(L.LightningDataModule):
             # Only then a validation loop: Lightning runs one (or warns of its absence) whenever a
             # datamodule has val_dataloader.
             self.val_dataloader = self._validation_dataloader
+        self.machine_splits: dict[str, str] = {}
         self.train_clips: list[Clip] = []
         self.test_clips: list[Clip] = []
         self.class_names: list[str] = []
@@ -260,13 +261,14 @@ class DCASEDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self._train_set is not None:
             return
+        self.machine_splits = machine_data_splits(self.root, self.machines, self.data_split)
         per_machine: list[list[Clip]] = [
             index_machine(
                 self.root,
-                self.data_split,
+                self.machine_splits[machine],
                 machine,
                 # Development names carry their labels; only evaluation data needs the ground truth.
-                ground_truth_dir=self.ground_truth_dir if self.data_split == "eval" else None,
+                ground_truth_dir=self.ground_truth_dir if self.machine_splits[machine] == "eval" else None,
                 eval_data_list=self.eval_data_list,
                 correspondence_dir=self.correspondence_dir,
             )
@@ -304,10 +306,9 @@ class DCASEDataModule(L.LightningDataModule):
     def _check_test_labels(self) -> None:
         """Labelled test sections need normal and anomalous clips, or their AUC is undefined: say so
         before training, not after it."""
-        if not self.has_test_labels:
-            return
+        labelled = self.labelled_machines
         labels: dict[str, set[str]] = {}
-        for clip in self.test_clips:
+        for clip in (c for c in self.test_clips if c.info.machine in labelled):
             labels.setdefault(section_key(clip.info.machine, clip.info.section_id), set()).add(clip.info.label)
         for section, found in sorted(labels.items()):
             if found != set(LABELS):
@@ -318,8 +319,20 @@ class DCASEDataModule(L.LightningDataModule):
                 )
 
     @property
+    def labelled_machines(self) -> set[str]:
+        """The machine types whose split's test clips all carry labels and domains: the development
+        split's always, the evaluation split's with its ground truth. A split is labelled whole or not
+        at all, so no official score covers part of a split's machine types."""
+        unlabelled_splits = {
+            self.machine_splits[c.info.machine]
+            for c in self.test_clips
+            if c.info.label == "unknown" or c.info.domain == "unknown"
+        }
+        return {m for m, split in self.machine_splits.items() if split not in unlabelled_splits}
+
+    @property
     def has_test_labels(self) -> bool:
-        return all(c.info.label != "unknown" and c.info.domain != "unknown" for c in self.test_clips)
+        return self.labelled_machines == set(self.machines)
 
     def test_log_mel(self, index: int) -> torch.Tensor:
         """The (mels x frames) log-mel of ``test_clips[index]``."""

@@ -42,6 +42,30 @@ def machine_dir(root: str | Path, data_split: str, machine: str) -> Path:
     return Path(root) / DATA_SPLIT_DIRS[data_split] / "raw" / machine
 
 
+def machine_data_splits(root: str | Path, machines, data_split: str) -> dict[str, str]:
+    """The split (``dev`` or ``eval``) each machine type is read from. ``data_split`` is one split,
+    or ``dev+eval``: a job on every machine type of a year, development and additional-training
+    (evaluation) types together, each type found in the one split that holds it (a year's two
+    sets of machine types never share a name; a name in both, or in neither, is an error)."""
+    splits = data_split.split("+")
+    if not splits or any(split not in DATA_SPLIT_DIRS for split in splits) or len(set(splits)) != len(splits):
+        raise DatasetError(f"data.data_split must be dev, eval or dev+eval, got {data_split!r}")
+    if len(splits) == 1:
+        return {machine: data_split for machine in machines}
+    found = {}
+    for machine in machines:
+        holders = [split for split in splits if machine_dir(root, split, machine).is_dir()]
+        if len(holders) != 1:
+            folders = [str(machine_dir(root, split, machine)) for split in splits]
+            where = f"both {folders[0]} and {folders[1]}" if holders else f"neither {folders[0]} nor {folders[1]}"
+            raise DatasetError(
+                f"machine type {machine!r} found in {where}: data.data_split={data_split} needs each "
+                "machine type in exactly one split"
+            )
+        found[machine] = holders[0]
+    return found
+
+
 def list_machines(root: str | Path, data_split: str) -> list[str]:
     raw = Path(root) / DATA_SPLIT_DIRS[data_split] / "raw"
     return sorted(p.name for p in raw.iterdir() if p.is_dir()) if raw.is_dir() else []

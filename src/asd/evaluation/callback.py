@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Collection
 from pathlib import Path
 
 import lightning as L
@@ -23,11 +24,11 @@ def metric_key(column: str) -> str:
 
 
 def section_results(
-    infos, collected: dict[int, tuple[float, int]], labelled: bool
+    infos, collected: dict[int, tuple[float, int]], labelled: bool | Collection[str]
 ) -> dict[tuple[str, str], SectionResult]:
     """Clips' (score, decision) by clip index, grouped per machine type and section. ``infos`` describe
     the clips (``ClipInfo``, or ``asd.representations.SavedClip``: machine, section_id, file_name,
-    label, domain).
+    label, domain). ``labelled``: whether the clips carry labels, or the machine types whose clips do.
 
     Without test labels (evaluation data without ground truth), labels and domains are -1.
     """
@@ -39,20 +40,35 @@ def section_results(
         groups[(info.machine, info.section_id)].append(i)
     results = {}
     for (machine, section_id), indices in sorted(groups.items()):
+        known = labelled if isinstance(labelled, bool) else machine in labelled
         results[(machine, section_id)] = SectionResult(
             machine=machine,
             section_id=section_id,
             file_names=np.array([infos[i].file_name for i in indices]),
-            labels=np.array([LABEL_CODES[infos[i].label] if labelled else -1 for i in indices]),
-            domains=np.array([DOMAIN_CODES[infos[i].domain] if labelled else -1 for i in indices]),
+            labels=np.array([LABEL_CODES[infos[i].label] if known else -1 for i in indices]),
+            domains=np.array([DOMAIN_CODES[infos[i].domain] if known else -1 for i in indices]),
             scores=np.array([collected[i][0] for i in indices]),
             decisions=np.array([collected[i][1] for i in indices]),
         )
     return results
 
 
-def section_metric_logs(sections: list[SectionResult], prefix: str = "") -> dict[str, float]:
-    """``<prefix><machine>/section_XX/<metric>`` for every section, and ``<prefix>official_score``."""
+def sections_by_split(sections: list[SectionResult], splits: dict[str, str] | None) -> dict[str, list[SectionResult]]:
+    """The sections of each data split (``splits``: machine type -> split; None: one split, ``""``).
+    A job on ``data.data_split=dev+eval`` is scored per split: an official score is defined over one
+    split's machine types."""
+    grouped: dict[str, list[SectionResult]] = {}
+    for section in sections:
+        grouped.setdefault(splits[section.machine] if splits else "", []).append(section)
+    return grouped if len(grouped) > 1 else {"": sections}
+
+
+def section_metric_logs(
+    sections: list[SectionResult], prefix: str = "", splits: dict[str, str] | None = None
+) -> dict[str, float]:
+    """``<prefix><machine>/section_XX/<metric>`` for every section, and ``<prefix>official_score``;
+    for sections of several splits, ``<prefix>official_score/<split>`` each and ``<prefix>official_score``
+    the development split's (what a sweep tunes on)."""
     metrics = {}
     for section in sections:
         values = section.metrics()
@@ -62,7 +78,13 @@ def section_metric_logs(sections: list[SectionResult], prefix: str = "") -> dict
                 for c in SECTION_COLUMNS
             }
         )
-    metrics[f"{prefix}official_score"] = official_score([s.metrics() for s in sections])
+    by_split = sections_by_split(sections, splits)
+    for split, members in by_split.items():
+        metrics[f"{prefix}official_score" + (f"/{split}" if split else "")] = official_score(
+            [s.metrics() for s in members]
+        )
+    if "" not in by_split:
+        metrics[f"{prefix}official_score"] = metrics[f"{prefix}official_score/{'dev' if 'dev' in by_split else 'eval'}"]
     return metrics
 
 
@@ -94,9 +116,9 @@ class OfficialEvaluationCallback(L.Callback):
     def on_test_epoch_end(self, trainer, pl_module) -> None:
         if trainer.world_size > 1:
             self._gather_from_all_ranks(pl_module)
-        labelled = trainer.datamodule.has_test_labels
+        labelled = trainer.datamodule.labelled_machines
         results = section_results([c.info for c in trainer.datamodule.test_clips], self.scores, labelled)
-        self.sections = list(results.values()) if labelled else []
+        self.sections = [s for s in results.values() if s.machine in labelled]
         if not trainer.is_global_zero:
             return
         for section in results.values():
@@ -108,13 +130,16 @@ class OfficialEvaluationCallback(L.Callback):
                 section.scores,
                 section.decisions,
             )
-        if not labelled:
+        unlabelled = sorted({s.machine for s in results.values()} - labelled)
+        if unlabelled:
             log.warning(
-                "test labels unknown (evaluation data without ground truth): wrote scores to %s only",
+                "test labels unknown for %s (evaluation data without ground truth): wrote their scores to %s only",
+                ", ".join(unlabelled),
                 self.submission_dir,
             )
+        if not self.sections:
             return
-        self.metrics = section_metric_logs(self.sections, prefix="test/")
+        self.metrics = section_metric_logs(self.sections, prefix="test/", splits=trainer.datamodule.machine_splits)
         pl_module.log_dict(self.metrics, rank_zero_only=True)
 
     def _gather_from_all_ranks(self, pl_module) -> None:
