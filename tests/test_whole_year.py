@@ -8,6 +8,7 @@ import pytest
 import scipy.stats
 
 from asd.data.index import DatasetError, machine_data_splits
+from asd.ensemble import main as ensemble_cli
 from asd.train import train
 
 QUIET = ["callbacks.progress_bar.refresh_rate=0"]
@@ -71,6 +72,11 @@ def test_one_model_on_both_splits_each_split_scored_on_its_own(run_cli, year_roo
     per_job = [pd.read_csv(sweep / name / "summary.csv").set_index("machine")["score"] for name in ("0", "1")]
     assert official["year dev"] == pytest.approx(sum(s["official score (dev)"] for s in per_job) / 2)
     assert official["year eval"] == pytest.approx(sum(s["official score (eval)"] for s in per_job) / 2)
+    # the two seeds' ensemble is scored per split too
+    assert ensemble_cli([str(sweep / "0"), str(sweep / "1"), "--out", str(tmp_path / "ensemble")]) == 0
+    fused = pd.read_csv(tmp_path / "ensemble" / "summary.csv")
+    assert list(fused["machine"]) == rows
+    assert (tmp_path / "ensemble" / "result_eval.csv").is_file()
 
 
 def test_evaluation_split_without_ground_truth_scores_the_development_split(make_cfg, year_root):

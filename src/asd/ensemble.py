@@ -18,10 +18,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from asd.backends.fusion import COMBINE, z_normaliser
-from asd.evaluation.callback import section_metric_logs
-from asd.evaluation.metrics import SectionResult, read_clip_scores, write_clip_scores, write_result_csv
+from asd.data.index import machine_data_splits
+from asd.evaluation.metrics import SectionResult, read_clip_scores
 from asd.evaluation.submission import write_section
 from asd.files import write_text
 from asd.models.base import decision_thresholds
@@ -91,18 +92,27 @@ def combine_runs(run_dirs: list[Path], combine: str = "mean", percentile: float 
     return fused_tests, fused_trainings
 
 
-def write_ensemble(run_dirs: list[Path], out_dir: Path, combine: str = "mean") -> list[SectionResult]:
-    from asd.train import summary_table
+def data_splits(run_dir: Path) -> dict[str, str] | None:
+    """Each machine type's data split as the run read it (an ensemble: as its first member did); a
+    run on ``data.data_split=dev+eval`` is scored per split."""
+    config = run_dir / ".hydra" / "config.yaml"
+    if config.is_file():
+        cfg = OmegaConf.load(config)
+        return machine_data_splits(cfg.data.root, cfg.machine.types, cfg.data.data_split)
+    members = run_dir / "members.txt"
+    return data_splits(Path(members.read_text().split("\n")[0])) if members.is_file() else None
+
+
+def write_ensemble(run_dirs: list[Path], out_dir: Path, combine: str = "mean") -> dict[str, float]:
+    """Write the ensemble's files as a run writes them; return its metrics."""
+    from asd.train import write_results
 
     sections, training = combine_runs(run_dirs, combine)
     for s in sections:
         write_section(out_dir / "submission", s.machine, s.section_id, s.file_names, s.scores, s.decisions)
-    write_result_csv(out_dir / "result.csv", sections, with_ci95=False)
-    write_clip_scores(out_dir / "scores.csv", sections)
-    write_clip_scores(out_dir / "training_scores.csv", training)
-    write_text(out_dir / "summary.csv", summary_table(sections).to_csv(index=False))
+    metrics = write_results(out_dir, sections, training, data_splits(run_dirs[0]))
     write_text(out_dir / "members.txt", "".join(f"{run.resolve()}\n" for run in run_dirs))
-    return sections
+    return metrics
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,12 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --out {args.out} is one of the runs; choose a new folder", file=sys.stderr)
         return 2
     try:
-        sections = write_ensemble(args.runs, args.out, args.combine)
+        metrics = write_ensemble(args.runs, args.out, args.combine)
     except EnsembleError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    official = section_metric_logs(sections)["official_score"]
-    print(f"{len(args.runs)} runs combined ({args.combine}): official score {100 * official:.2f} -> {args.out}")
+    scores = ", ".join(f"{k} {100 * v:.2f}" for k, v in metrics.items() if k.startswith("official_score"))
+    print(f"{len(args.runs)} runs combined ({args.combine}): {scores} -> {args.out}")
     return 0
 
 

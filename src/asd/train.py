@@ -135,11 +135,11 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
 
 
 def write_results(
-    output_dir: Path, sections: list[SectionResult], training: list[SectionResult], splits: dict[str, str]
+    output_dir: Path, sections: list[SectionResult], training: list[SectionResult], splits: dict[str, str] | None
 ) -> dict[str, float]:
     """A run's result files (training_scores.csv, result.csv, scores.csv, summary.csv) and its metrics
     (``splits``: each machine type's data split, to score each split on its own); the submission CSVs
-    are written by the evaluation (asd.train) or by asd.score itself."""
+    are written by the evaluation (asd.train), asd.score or asd.ensemble."""
     if training:  # the training clips' out-of-sample scores: what asd.ensemble normalises by
         write_clip_scores(output_dir / "training_scores.csv", training)
     if not sections:
