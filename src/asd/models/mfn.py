@@ -68,13 +68,7 @@ class MobileFaceNetModule(MarginClassifierMixin, AnomalyDetectionModule):
         self.save_hyperparameters(ignore=["backend", "class_names"])
         self.data_input = "waveforms" if use_tgram else "clips"
         self.gives_logits = representation == "logits"
-        # per mel bin (of each channel): quiet high bands, where faults often show, get the same
-        # weight as loud low ones
-        self.input_norm = nn.BatchNorm1d(in_channels * n_mels)
-        self.tgram = TgramBranch(n_mels, n_fft, hop_length) if use_tgram else None
-        # each audio channel (DCASE 2026: near and far microphone) is an image channel, as is its STgram
-        image_channels = in_channels * (2 if use_tgram else 1)
-        self.encoder = MobileFaceNet(image_channels, embedding_dim, width, channels, final_channels)
+        self.build_frontend()
         augment = []
         if freq_mask:
             augment.append(torchaudio.transforms.FrequencyMasking(freq_mask))
@@ -86,6 +80,17 @@ class MobileFaceNetModule(MarginClassifierMixin, AnomalyDetectionModule):
         self.head: ArcMarginHead | None = None
         if class_names:
             self._build_head(class_names)
+
+    def build_frontend(self) -> None:
+        """The modules from a batch to the embedding (``embed`` runs them); subclasses build their own."""
+        h = self.hparams
+        # per mel bin (of each channel): quiet high bands, where faults often show, get the same
+        # weight as loud low ones
+        self.input_norm = nn.BatchNorm1d(h.in_channels * h.n_mels)
+        self.tgram = TgramBranch(h.n_mels, h.n_fft, h.hop_length) if h.use_tgram else None
+        # each audio channel (DCASE 2026: near and far microphone) is an image channel, as is its STgram
+        image_channels = h.in_channels * (2 if h.use_tgram else 1)
+        self.encoder = MobileFaceNet(image_channels, h.embedding_dim, h.width, h.channels, h.final_channels)
 
     def head_classes(self, n_classes: int) -> int:
         return n_classes * (1 + len(self.shift_classes))  # and each shift's copies
@@ -181,17 +186,14 @@ class MultiResolutionModule(MobileFaceNetModule):
             )
         super().__init__(backend, hop_length=hop_length, **options)
         self.data_input = "waveforms"
-        self.input_norm = nn.Identity()
-        self.encoder = MultiResolutionEncoder(
-            tuple(n_ffts),
-            whole_clip_spectrum,
-            self.hparams.embedding_dim,
-            self.hparams.width,
-            self.hparams.channels,
-            self.hparams.final_channels,
-        )
         # asd.predict measures the shortest scorable audio in log-mel frames of hop_length samples
         self.min_frames = math.ceil(self.encoder.min_samples / hop_length) + 1
+
+    def build_frontend(self) -> None:
+        h = self.hparams
+        self.encoder = MultiResolutionEncoder(
+            tuple(h.n_ffts), h.whole_clip_spectrum, h.embedding_dim, h.width, h.channels, h.final_channels
+        )
 
     def embed(self, batch: ClipBatch, augment: bool = False) -> torch.Tensor:
         return self.encoder(stack_cropped(batch["waveform"]))
