@@ -3,13 +3,21 @@ import math
 
 import numpy as np
 import pytest
+import scipy.stats
 from conftest import SHARED
 from scipy.stats import hmean
 from sklearn.metrics import roc_auc_score
 
 from asd.evaluate import evaluate
 from asd.evaluate import main as evaluate_cli
-from asd.evaluation.metrics import SectionResult, official_score, result_rows, section_metrics
+from asd.evaluation.metrics import (
+    SectionResult,
+    jackknife_half_width,
+    official_score,
+    official_score_ci95,
+    result_rows,
+    section_metrics,
+)
 from asd.evaluation.submission import SubmissionError, load_submission, write_section
 
 CONFORMANCE = SHARED / "conformance" / "dcase2024_eval"
@@ -222,3 +230,23 @@ def test_conformance_submissions_against_an_independent_computation():
             assert m["pAUC"] == roc_auc_score(y, s, max_fpr=0.1)
             assert m["AUC (source)"] == roc_auc_score(y[(d == 0) | (y == 1)], s[(d == 0) | (y == 1)])
             assert m["AUC (target)"] == roc_auc_score(y[(d == 1) | (y == 1)], s[(d == 1) | (y == 1)])
+
+
+def test_textbook_jackknife_half_width_beside_the_evaluators():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 0, 1], [40, 10, 40, 10])
+    domains = np.repeat([0, 0, 1, 1], [40, 10, 40, 10])
+    scores = rng.normal(size=100) + labels
+    names = np.array([f"clip_{i:04d}.wav" for i in range(100)])
+    section = SectionResult("fan", "00", names, labels, domains, scores, (scores > 0.5).astype(int))
+
+    def textbook(metric):  # leave-one-out estimates, variance (n-1)/n times their sum of squares
+        n = len(labels)
+        estimates = np.array([metric(np.delete(labels, i), np.delete(scores, i)) for i in range(n)])
+        standard_error = np.sqrt((n - 1) / n * np.sum((estimates - estimates.mean()) ** 2))
+        return scipy.stats.t.ppf(0.975, n - 1) * standard_error
+
+    expected = np.mean([textbook(roc_auc_score), textbook(lambda y, s: roc_auc_score(y, s, max_fpr=0.1))])
+    assert jackknife_half_width([section]) == pytest.approx(expected, rel=1e-9)
+    assert 0.02 < expected < 0.3  # a few AUC points for 100 clips, where the evaluator's is 1/99 of it
+    assert official_score_ci95([section]) == pytest.approx(expected / 99, rel=1e-9)

@@ -156,4 +156,8 @@ def test_jobs_that_differ_only_in_seed_are_pooled_into_mean_and_std(tmp_path):
     assert seeds.loc["official score", "score mean"] == pytest.approx(np.mean(overall), abs=1e-9)
     assert seeds.loc["official score", "score std"] == pytest.approx(np.std(overall, ddof=1), abs=1e-9)
     assert seeds.loc["official score", "ci95 mean"] > 0
+    # the textbook jackknife: (n - 1) times the evaluator's, n = the 200 clips pooled per job
+    assert seeds.loc["official score", "jackknife95 mean"] == pytest.approx(
+        199 * seeds.loc["official score", "ci95 mean"], rel=1e-9
+    )
     assert "## Over seeds" in (sweep / "summary.md").read_text()

@@ -6,7 +6,8 @@ writes ``summary.csv`` and ``summary.md`` into that folder; a multirun calls it 
 (``hydra.callbacks.report`` in ``conf/hydra/default.yaml``). Jobs are grouped by their command-line
 overrides other than ``machine=…`` (the "configuration") and by the dataset split they tested on.
 For each group: per machine type the mean of its sections' metrics and its score, and the
-official score over all its machine types with the evaluator's jackknife 95 % half-width —
+official score over all its machine types with the evaluator's jackknife 95 % half-width (exact, and
+about 1e-5: see ``asd.evaluation.metrics.jackknife_half_width``) and the textbook jackknife half-width —
 by the official definition of the data's year (``data.year``):
 
 * 2020: arithmetic mean of every section's AUC and pAUC (no domains);
@@ -18,7 +19,7 @@ with the last line of its error, and its group's official score is marked incomp
 
 Configurations that differ only in ``seed=…`` are pooled into ``seeds.csv`` and a section of
 ``summary.md``: per machine type and for the official score, the mean and standard deviation over
-the seeds (as published ASD results report them), beside the mean jackknife half-width.
+the seeds (as published ASD results report them), beside the mean half-widths.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from asd.data.index import machine_data_splits
 from asd.evaluation.metrics import (
     YEAR_METRICS,
     SectionResult,
+    jackknife_half_width,
     official_score,
     official_score_ci95,
     read_clip_scores,
@@ -57,6 +59,7 @@ SUMMARY_COLUMNS = [
     *METRIC_COLUMNS,
     "score",
     "ci95",
+    "jackknife95",
     "jobs",
     "status",
 ]
@@ -194,6 +197,7 @@ def group_rows(configuration: str, dataset: str, jobs: list[Job]) -> list[dict]:
                 "sections": len(everything),
                 "score": _percent(official_score(all_metrics, year)),
                 "ci95": _percent(official_score_ci95(everything)),
+                "jackknife95": _percent(jackknife_half_width(everything)),
                 "jobs": " ".join(job.name for job in jobs),
                 "status": f"incomplete: {failed} failed job(s)" if failed else "ok",
             }
@@ -217,7 +221,16 @@ def summarise(sweep_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS).astype({"sections": "Int64"})
 
 
-SEED_COLUMNS = ["configuration", "dataset", "machine", "seeds", "score mean", "score std", "ci95 mean"]
+SEED_COLUMNS = [
+    "configuration",
+    "dataset",
+    "machine",
+    "seeds",
+    "score mean",
+    "score std",
+    "ci95 mean",
+    "jackknife95 mean",
+]
 
 
 def without_seed(configuration: str) -> str | None:
@@ -245,6 +258,7 @@ def seed_statistics(summary: pd.DataFrame) -> pd.DataFrame:
                 group["score"].mean(),
                 group["score"].std(ddof=1),
                 group["ci95"].mean() if machine == OFFICIAL else np.nan,
+                group["jackknife95"].mean() if machine == OFFICIAL else np.nan,
             ]
         )
     return pd.DataFrame(rows, columns=SEED_COLUMNS)
@@ -259,8 +273,10 @@ def markdown(summary: pd.DataFrame) -> str:
         ok = table[table["status"] == "ok"]
         machines = sorted(set(ok["machine"]) - {OFFICIAL})
         lines += [f"## {dataset} ({year} official score; cells: {' / '.join(names)}, %)", ""]
-        lines.append("| configuration | " + " | ".join(machines) + " | official score | ± ci95 |")
-        lines.append("|---" * (len(machines) + 3) + "|")
+        lines.append(
+            "| configuration | " + " | ".join(machines) + " | official score | ± ci95 (evaluator) | ± jackknife 95 % |"
+        )
+        lines.append("|---" * (len(machines) + 4) + "|")
         for configuration, rows in table.groupby("configuration", sort=False):
             by_machine = {
                 r["machine"]: r for _, r in rows.iterrows() if r["status"] == "ok" or r["machine"] == OFFICIAL
@@ -270,15 +286,18 @@ def markdown(summary: pd.DataFrame) -> str:
             score = f"{official['score']:.2f}" if official is not None else "—"
             if official is not None and official["status"] != "ok":
                 score += f" ({official['status']})"
-            ci = f"{official['ci95']:.2f}" if official is not None else "—"
+            ci = f"{official['ci95']:.4f} | {official['jackknife95']:.2f}" if official is not None else "— | —"
             lines.append(f"| `{configuration}` | " + " | ".join(cells) + f" | {score} | {ci} |")
         lines.append("")
     seeds = seed_statistics(summary)
     if len(seeds):
         lines += ["## Over seeds (mean ± standard deviation of the score, %)", ""]
-        lines += ["| configuration | dataset | machine | seeds | score | mean ci95 |", "|---|---|---|---|---|---|"]
+        lines += [
+            "| configuration | dataset | machine | seeds | score | mean ci95 (evaluator) | mean jackknife 95 % |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for _, r in seeds.iterrows():
-            ci = f"{r['ci95 mean']:.2f}" if pd.notna(r["ci95 mean"]) else ""
+            ci = f"{r['ci95 mean']:.4f} | {r['jackknife95 mean']:.2f}" if pd.notna(r["ci95 mean"]) else " | "
             lines.append(
                 f"| `{r['configuration']}` | {r['dataset']} | {r['machine']} | {r['seeds']} | "
                 f"{r['score mean']:.2f} ± {r['score std']:.2f} | {ci} |"
