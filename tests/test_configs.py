@@ -142,6 +142,15 @@ GROUP_EFFECTS = {
         "model.shift_classes": [-6, 6],
         "trainer.max_epochs": 30,
     },
+    "experiment=mfn_sc_adacos_knn": {
+        "scope": "joint",
+        "model.use_tgram": True,
+        "model.shift_classes": [-6, 6],
+        "model.loss": "sc_adacos",
+        "model.sub_centers": 16,
+        "trainer.max_epochs": 30,
+        "backend._target_": "asd.backends.KNNBackend",
+    },
     "experiment=pretrained_knn": {
         "model._target_": "asd.models.pretrained.PretrainedEmbeddingModule",
         "model.encoder._target_": "asd.models.encoders.BEATsEncoder",
