@@ -136,6 +136,13 @@ GROUP_EFFECTS = {
         "backend.members.1.block_size": 128,
         "backend.combine": "mean",
     },
+    "experiment=ae_standardised_fusion": {
+        "backend.members.0._target_": "asd.backends.MSEBackend",
+        "backend.members.1._target_": "asd.backends.StandardisedErrorBackend",
+        "backend.members.2.block_size": 128,
+        "trainer.max_epochs": 100,
+        "data.validation_split": 0.1,
+    },
     "experiment=mfn_arcface_knn": {
         "scope": "joint",
         "model.use_tgram": True,

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from asd.backends import MahalanobisBackend, MSEBackend
+from asd.backends import MahalanobisBackend, MSEBackend, StandardisedErrorBackend
 from asd.evaluation.threshold import fit_gamma_threshold
 from asd.models.autoencoder import DenseAutoEncoder
 
@@ -62,6 +62,54 @@ def test_mahalanobis_with_one_training_row_in_a_domain_scores_with_the_other():
     assert np.isfinite(scores).all() and scores[0] < scores[1]
     with pytest.raises(ValueError, match="at least two training rows in some domain"):
         MahalanobisBackend().fit([rng.normal(size=(1, 4))], ["source"], ["s"])
+
+
+def _errors(rng, n_rows, scales):
+    return rng.normal(size=(n_rows, len(scales))) * np.asarray(scales)
+
+
+def test_standardised_error_finds_an_anomaly_in_a_quiet_band_that_mse_misses():
+    # band 0 is reconstructed badly in every clip (spread 10), band 1 well (spread 0.1)
+    rng = np.random.default_rng(0)
+    train = [_errors(rng, 30, (10.0, 0.1)) for _ in range(40)]
+    normal = [_errors(rng, 30, (10.0, 0.1)) for _ in range(20)]
+    anomalies = [_errors(rng, 30, (10.0, 1.0)) for _ in range(20)]  # ten times the error in the quiet band
+    standardised, mse = StandardisedErrorBackend(), MSEBackend()
+    standardised.fit(train, ["source"] * 40, ["s"] * 40)
+    for backend, separates in ((standardised, True), (mse, False)):
+        scores = backend.score(normal + anomalies, ["s"] * 40)
+        assert bool(scores[:20].max() < scores[20:].min()) is separates
+
+
+def test_standardised_error_measures_target_clips_against_the_target_errors():
+    rng = np.random.default_rng(1)
+    source = [_errors(rng, 30, (1.0, 1.0)) for _ in range(40)]
+    target = [_errors(rng, 30, (5.0, 5.0)) for _ in range(10)]  # the target condition: larger errors
+    backend = StandardisedErrorBackend()
+    backend.fit(source + target, ["source"] * 40 + ["target"] * 10, ["s"] * 50)
+    source_only = StandardisedErrorBackend()
+    source_only.fit(source, ["source"] * 40, ["s"] * 40)
+    normal_target, anomaly = _errors(rng, 30, (5.0, 5.0)), _errors(rng, 30, (15.0, 15.0))
+    scores = backend.score([normal_target, anomaly, source[0]], ["s"] * 3)
+    assert scores[0] < scores[1] and scores[2] < scores[1]
+    # measured against the source errors alone, the normal target clip would be the anomaly
+    assert source_only.score([normal_target], ["s"])[0] > 10 * scores[0]
+    # a domain with a single row has no spread: the other domain scores alone
+    lonely = StandardisedErrorBackend()
+    lonely.fit(source + [_errors(rng, 1, (5.0, 5.0))], ["source"] * 40 + ["target"], ["s"] * 41)
+    assert len(lonely.states["s"]) == 1
+    assert lonely.score([anomaly], ["s"])[0] > lonely.score([source[0]], ["s"])[0]
+    with pytest.raises(ValueError, match="at least two training rows in some domain"):
+        StandardisedErrorBackend().fit([rng.normal(size=(1, 2))], ["source"], ["s"])
+
+
+def test_standardised_error_survives_a_band_that_never_varied():
+    rng = np.random.default_rng(2)
+    train = [np.column_stack([rng.normal(size=10), np.zeros(10)]) for _ in range(5)]
+    backend = StandardisedErrorBackend()
+    backend.fit(train, ["source"] * 5, ["s"] * 5)
+    scores = backend.score([np.column_stack([rng.normal(size=10), np.zeros(10)]), np.ones((10, 2))], ["s", "s"])
+    assert np.isfinite(scores).all() and scores[0] < scores[1]
 
 
 class _NegativeMSE(MSEBackend):

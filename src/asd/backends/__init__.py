@@ -13,12 +13,14 @@ from asd.backends.lof import LOFBackend
 from asd.backends.mahalanobis import MahalanobisBackend
 from asd.backends.mse import MSEBackend
 from asd.backends.selective_mahalanobis import SelectiveMahalanobisBackend
+from asd.backends.standardised_error import StandardisedErrorBackend
 
 __all__ = [
     "ScoringBackend",
     "cross_fitted_scores",
     "MSEBackend",
     "SelectiveMahalanobisBackend",
+    "StandardisedErrorBackend",
     "MahalanobisBackend",
     "KNNBackend",
     "LOFBackend",
