@@ -21,7 +21,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from asd.backends.fusion import COMBINE, z_normaliser
-from asd.data.index import machine_data_splits
+from asd.data.index import run_data_splits
 from asd.evaluation.metrics import SectionResult, read_clip_scores
 from asd.evaluation.submission import write_section
 from asd.files import write_text
@@ -98,7 +98,7 @@ def data_splits(run_dir: Path) -> dict[str, str] | None:
     config = run_dir / ".hydra" / "config.yaml"
     if config.is_file():
         cfg = OmegaConf.load(config)
-        return machine_data_splits(cfg.data.root, cfg.machine.types, cfg.data.data_split)
+        return run_data_splits(cfg)
     members = run_dir / "members.txt"
     return data_splits(Path(members.read_text().split("\n")[0])) if members.is_file() else None
 

@@ -34,7 +34,7 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from asd.data.index import machine_data_splits
+from asd.data.index import run_data_splits
 from asd.evaluation.metrics import (
     YEAR_METRICS,
     SectionResult,
@@ -98,8 +98,7 @@ def read_job(job_dir: Path) -> list[Job]:
         if "data" not in cfg and "run_dir" in cfg:  # an asd.score job: it tested the scored run's data
             cfg = OmegaConf.load(Path(cfg.run_dir) / ".hydra" / "config.yaml")
         data = cfg.data
-        machines = [str(m) for m in cfg.machine.types]
-        splits = machine_data_splits(str(data.root), machines, str(data.data_split))
+        splits = run_data_splits(cfg)
     except Exception as error:
         raise ReportError(f"{job_dir}: cannot read the job's .hydra/ config ({error})") from error
     jobs = [
@@ -108,7 +107,7 @@ def read_job(job_dir: Path) -> list[Job]:
             configuration=configuration_label(overrides),
             dataset=f"{Path(str(data.root)).name} {split}",
             year=int(data.year),
-            machines=[m for m in machines if splits[m] == split],
+            machines=[m for m, m_split in splits.items() if m_split == split],
         )
         for split in dict.fromkeys(splits.values())
     ]
@@ -190,14 +189,15 @@ def group_rows(configuration: str, dataset: str, jobs: list[Job]) -> list[dict]:
     rows = machine_rows + rows
     failed = sum(job.error is not None for job in jobs)
     if everything:
+        evaluator_ci95 = official_score_ci95(everything)
         rows.append(
             {
                 **base,
                 "machine": OFFICIAL,
                 "sections": len(everything),
                 "score": _percent(official_score(all_metrics, year)),
-                "ci95": _percent(official_score_ci95(everything)),
-                "jackknife95": _percent(jackknife_half_width(everything)),
+                "ci95": _percent(evaluator_ci95),
+                "jackknife95": _percent(jackknife_half_width(evaluator_ci95, sum(len(s.labels) for s in everything))),
                 "jobs": " ".join(job.name for job in jobs),
                 "status": f"incomplete: {failed} failed job(s)" if failed else "ok",
             }

@@ -18,14 +18,14 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from asd.data.index import machine_data_splits
+from asd.data.index import labelled_machines, run_data_splits
 from asd.evaluation.callback import section_results
 from asd.evaluation.submission import write_section
 from asd.files import write_text
 from asd.representations import load_representations
 from asd.system import RunDirectoryError, load_system, save_system
 from asd.train import config_dir, run_job, write_results
-from asd.vocabulary import DOMAIN_CODES, LABEL_CODES
+from asd.vocabulary import DOMAIN_CODES
 
 
 def run_config(run_dir: Path) -> DictConfig:
@@ -51,6 +51,7 @@ def score_run(cfg: DictConfig) -> dict[str, float]:
     systems = sorted((run_dir / "systems").glob("*.pt"))
     if not systems:
         raise RunDirectoryError(f"{run_dir / 'systems'}: no saved systems; only finished runs can be scored again")
+    splits = run_data_splits(run_cfg)
     sections, training = [], []
     for file in systems:
         saved_path = run_dir / "representations" / f"{file.stem}.npz"
@@ -67,10 +68,7 @@ def score_run(cfg: DictConfig) -> dict[str, float]:
             train.representations, train.domains, train.sections, list(range(len(train.representations)))
         )
         scores, decisions = module.score_representations(test.representations, test.sections)
-        unlabelled = {
-            info.machine for info in test.infos if info.domain not in DOMAIN_CODES or info.label not in LABEL_CODES
-        }
-        labelled = {info.machine for info in test.infos} - unlabelled
+        labelled = labelled_machines(test.infos, splits)
         tested = list(section_results(test.infos, dict(enumerate(zip(scores, decisions))), labelled).values())
         for s in tested:
             write_section(output_dir / "submission", s.machine, s.section_id, s.file_names, s.scores, s.decisions)
@@ -85,7 +83,6 @@ def score_run(cfg: DictConfig) -> dict[str, float]:
             OmegaConf.create({"model": model_cfg, "backend": chosen}),
         )
     write_text(output_dir / "scored_run.txt", f"{run_dir.resolve()}\n")
-    splits = machine_data_splits(run_cfg.data.root, run_cfg.machine.types, run_cfg.data.data_split)
     return write_results(output_dir, sections, training, splits)
 
 

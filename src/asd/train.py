@@ -21,7 +21,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from asd.config_types import check_config_types
-from asd.data.index import machine_data_splits
+from asd.data.index import run_data_splits
 from asd.evaluation.callback import (
     OfficialEvaluationCallback,
     section_metric_logs,
@@ -130,7 +130,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         training += trained
     if rank_zero_only.rank != 0:  # under DDP, other ranks computed the same sections; rank 0 writes
         return {}, {"sections": sections}
-    splits = machine_data_splits(cfg.data.root, cfg.machine.types, cfg.data.data_split)
+    splits = run_data_splits(cfg)
     return write_results(output_dir, sections, training, splits), {"sections": sections}
 
 

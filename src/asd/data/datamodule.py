@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 from asd.data.audio import AudioConfig, load_audio
 from asd.data.features import FeatureCache, FeatureConfig, extract_log_mels, stack_frames
 from asd.data.filenames import ClipInfo, format_attributes
-from asd.data.index import Clip, DatasetError, index_machine, machine_data_splits
+from asd.data.index import Clip, DatasetError, index_machine, labelled_machines, machine_data_splits
 from asd.data.synthetic import ensure_dataset
 from asd.vocabulary import LABELS, section_key
 
@@ -320,15 +320,8 @@ class DCASEDataModule(L.LightningDataModule):
 
     @property
     def labelled_machines(self) -> set[str]:
-        """The machine types whose split's test clips all carry labels and domains: the development
-        split's always, the evaluation split's with its ground truth. A split is labelled whole or not
-        at all, so no official score covers part of a split's machine types."""
-        unlabelled_splits = {
-            self.machine_splits[c.info.machine]
-            for c in self.test_clips
-            if c.info.label == "unknown" or c.info.domain == "unknown"
-        }
-        return {m for m, split in self.machine_splits.items() if split not in unlabelled_splits}
+        """:func:`asd.data.index.labelled_machines` of this run's test clips."""
+        return labelled_machines([c.info for c in self.test_clips], self.machine_splits)
 
     @property
     def has_test_labels(self) -> bool:

@@ -20,6 +20,7 @@ from asd.data.ground_truth import (
     read_eval_data_list,
     read_ground_truth,
 )
+from asd.vocabulary import DOMAIN_CODES, LABEL_CODES
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,24 @@ def machine_data_splits(root: str | Path, machines, data_split: str) -> dict[str
             )
         found[machine] = holders[0]
     return found
+
+
+def run_data_splits(cfg) -> dict[str, str]:
+    """:func:`machine_data_splits` of a run's config (``cfg.data`` and ``cfg.machine.types``): the one
+    place that reads a run's machine type → split mapping, for training, rescoring, ensembles, reports."""
+    return machine_data_splits(str(cfg.data.root), [str(m) for m in cfg.machine.types], str(cfg.data.data_split))
+
+
+def labelled_machines(test_infos, machine_splits: dict[str, str]) -> set[str]:
+    """The machine types whose split's test clips (``ClipInfo``-like: machine, label, domain) all carry
+    a label and a domain: the development split's always, the evaluation split's with its ground
+    truth. A split is labelled whole or not at all, so no official score covers part of its types."""
+    unlabelled_splits = {
+        machine_splits[info.machine]
+        for info in test_infos
+        if info.label not in LABEL_CODES or info.domain not in DOMAIN_CODES
+    }
+    return {m for m, split in machine_splits.items() if split not in unlabelled_splits}
 
 
 def list_machines(root: str | Path, data_split: str) -> list[str]:

@@ -131,14 +131,14 @@ def official_score_ci95(sections: list[SectionResult]) -> float:
     return float(np.mean([auc_ci, pauc_ci]))
 
 
-def jackknife_half_width(sections: list[SectionResult]) -> float:
+def jackknife_half_width(evaluator_ci95: float, n_clips: int) -> float:
     """The textbook jackknife 95 % half-width of the pooled AUC and pAUC (mean of the two), for
-    judging a difference. The evaluator's :func:`official_score_ci95` takes the spread of the
-    leave-one-out values over n(n-1) where the jackknife takes (n-1)/n of it: its half-width is the
-    textbook one divided by n-1 (n: clips pooled), about 1e-5 for a few hundred clips, too small to
-    tell any two systems apart. Kept exact for conformance; this one is for reading results."""
-    n_clips = sum(len(s.labels) for s in sections)
-    return official_score_ci95(sections) * (n_clips - 1)
+    judging a difference, from the evaluator's :func:`official_score_ci95` of the same ``n_clips``
+    pooled clips (no second pass over them). The evaluator takes the spread of the leave-one-out
+    values over n(n-1) where the jackknife takes (n-1)/n of it: its half-width is the textbook one
+    divided by n-1, about 1e-5 for a few hundred clips, too small to tell any two systems apart.
+    Kept exact for conformance; this one is for reading results."""
+    return evaluator_ci95 * (n_clips - 1)
 
 
 def _summary_rows(names: tuple[str, ...], rows: list[dict[str, float]]) -> list[list]:
