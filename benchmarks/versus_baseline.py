@@ -1,0 +1,156 @@
+"""Our recipes beside the official DCASE baseline's own code, on the same synthetic data, in one table.
+
+    python benchmarks/versus_baseline.py --profile benchmark --experiments ae_fusion,ae_standardised_fusion \
+        --seeds 13711,1,2 --work runs/versus_benchmark
+
+For each training seed, runs the official baseline (``../shared/tools/run_official_baseline.sh``: its
+own code, both score modes from one training, one machine type at a time) and each of our recipes
+(``python -m asd.train experiment=<name>``) on the synthetic profile, then prints per seed the
+official score of every system, its mean ± standard deviation, the difference from the baseline's
+MSE mode (and at how many seeds we are above it), the wall time of each run, and the score per
+machine type. Finished runs under ``--work`` are read, not run again (``<work>/baseline/s<seed>/<machine>/``
+with ``<machine>.time``, ``<work>/ours/<experiment>/s<seed>/`` with ``s<seed>.time``, seconds), so a
+long comparison can be resumed or assembled from runs made elsewhere. Runs use the threads the
+environment gives (``OMP_NUM_THREADS``; ``taskset`` to pin a core), the same for both sides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from asd.data.synthetic import ensure_dataset
+from asd.evaluation.metrics import harmonic_mean
+
+SHARED_TOOL = Path(__file__).resolve().parents[2] / "shared" / "tools" / "run_official_baseline.sh"
+PROFILES = {  # profile: (data config, machine config)
+    "default": ("synthetic", "synthetic"),
+    "benchmark": ("synthetic_benchmark", "synthetic_benchmark"),
+}
+BASELINE_MODES = {"MSE": "baseline MSE", "MAHALA": "baseline selective Mahalanobis"}
+
+
+def timed(command: list[str], time_file: Path, log: Path, env: dict[str, str] | None = None) -> None:
+    """Run ``command``, its output to ``log``; the wall seconds go to ``time_file`` only if it succeeded."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with log.open("w") as out:
+        done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    if done.returncode:
+        sys.exit(f"{' '.join(command)} failed (exit {done.returncode}); see {log}")
+    time_file.write_text(f"{time.perf_counter() - start:.1f}\n")
+
+
+def run_baseline(tool: Path, root: Path, machine: str, seed: int, work: Path) -> None:
+    out = work / "baseline" / f"s{seed}" / machine
+    time_file = out.parent / f"{machine}.time"
+    if not time_file.is_file():
+        env = {"SCORE": "BOTH", "SEED": str(seed)}
+        timed(["bash", str(tool), str(root), machine, str(out)], time_file, out.parent / f"{machine}.log", env)
+
+
+def baseline_scores(work: Path, seed: int, machines: list[str]) -> dict[str, dict]:
+    """{system: {"official": %, "machines": {machine: %}, "seconds": s}} of the baseline's two modes."""
+    folder = work / "baseline" / f"s{seed}"
+    seconds = sum(float((folder / f"{m}.time").read_text()) for m in machines)
+    result = {}
+    for mode, system in BASELINE_MODES.items():
+        values, per_machine = [], {}
+        for machine in machines:
+            sections = json.loads((folder / machine / mode / "scores.json").read_text())["sections"]
+            triples = [[s["AUC_source"], s["AUC_target"], s["pAUC"]] for s in sections.values()]
+            values += [v for triple in triples for v in triple]
+            per_machine[machine] = 100 * harmonic_mean(triples)
+        result[system] = {"official": 100 * harmonic_mean(values), "machines": per_machine, "seconds": seconds}
+    return result
+
+
+def run_ours(experiment: str, profile: str, root: Path, data_seed: int, seed: int, work: Path) -> Path:
+    run_dir = work / "ours" / experiment / f"s{seed}"
+    time_file = run_dir.parent / f"s{seed}.time"
+    if not time_file.is_file():
+        data, machine = PROFILES[profile]
+        command = [sys.executable, "-m", "asd.train", f"experiment={experiment}", f"data={data}"]
+        command += [f"machine={machine}", f"data.root={root}", f"data.synthetic_seed={data_seed}", f"seed={seed}"]
+        command += ["callbacks.progress_bar.refresh_rate=0", f"hydra.run.dir={run_dir}"]
+        timed(command, time_file, run_dir.parent / f"s{seed}.log")
+    return run_dir
+
+
+def our_scores(run_dir: Path) -> dict:
+    summary = pd.read_csv(run_dir / "summary.csv", dtype={"section": str})
+    official = summary[summary["machine"] == "official score"]["score"]
+    machines = summary[summary["machine"] != "official score"].groupby("machine")["score"].mean()
+    seconds = float((run_dir.parent / f"{run_dir.name}.time").read_text())
+    return {"official": float(official.iloc[0]), "machines": machines.to_dict(), "seconds": seconds}
+
+
+def tables(results: dict[str, dict[int, dict]], seeds: list[int], machines: list[str]) -> tuple[str, str]:
+    reference = results[BASELINE_MODES["MSE"]]
+    rows, per_machine = [], []
+    for system, by_seed in results.items():
+        scores = np.array([by_seed[s]["official"] for s in seeds])
+        diffs = scores - np.array([reference[s]["official"] for s in seeds])
+        rows.append(
+            {
+                "system": system,
+                **{f"seed {s}": f"{v:.2f}" for s, v in zip(seeds, scores)},
+                "mean ± std": f"{scores.mean():.2f} ± {scores.std(ddof=1) if len(seeds) > 1 else 0:.2f}",
+                "vs baseline MSE": f"{diffs.mean():+.2f} ({int((diffs > 0).sum())}/{len(seeds)} seeds above)",
+                "s per seed": f"{np.mean([by_seed[s]['seconds'] for s in seeds]):.0f}",
+            }
+        )
+        per_machine.append(
+            {"system": system, **{m: f"{np.mean([by_seed[s]['machines'][m] for s in seeds]):.2f}" for m in machines}}
+        )
+    return pd.DataFrame(rows).to_string(index=False), pd.DataFrame(per_machine).to_string(index=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="default")
+    parser.add_argument("--experiments", default="ae_fusion,ae_standardised_fusion")
+    parser.add_argument("--seeds", default="13711,1,2")
+    parser.add_argument(
+        "--data-seed", type=int, default=0, help="the synthetic generator's seed (0: the embedded data)"
+    )
+    parser.add_argument("--data-root", type=Path, help="default: data/synthetic[_benchmark][_<data seed>]")
+    parser.add_argument("--work", type=Path, required=True, help="where the runs go (and are read back from)")
+    parser.add_argument("--baseline-tool", type=Path, default=SHARED_TOOL)
+    args = parser.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    experiments = [e for e in args.experiments.split(",") if e]
+    data, machine_config = PROFILES[args.profile]
+    root = args.data_root or Path("data") / (data + (f"_{args.data_seed}" if args.data_seed else ""))
+    root = ensure_dataset(root.resolve(), seed=args.data_seed, profile=args.profile)
+    machines = sorted(p.name for p in (root / "dev_data" / "raw").iterdir() if p.is_dir())
+    if not args.baseline_tool.is_file():
+        sys.exit(f"{args.baseline_tool}: the official baseline's runner is missing (--baseline-tool)")
+    results: dict[str, dict[int, dict]] = {system: {} for system in BASELINE_MODES.values()}
+    results.update({f"ours: {e}": {} for e in experiments})
+    for seed in seeds:
+        for machine in machines:
+            run_baseline(args.baseline_tool, root, machine, seed, args.work)
+        for system, scores in baseline_scores(args.work, seed, machines).items():
+            results[system][seed] = scores
+        for experiment in experiments:
+            run_dir = run_ours(experiment, args.profile, root, args.data_seed, seed, args.work)
+            results[f"ours: {experiment}"][seed] = our_scores(run_dir)
+        print(f"seed {seed} done", flush=True)
+    overall, per_machine = tables(results, seeds, machines)
+    print(f"\n## Official score (%), {args.profile} profile (generator seed {args.data_seed}, {root})\n")
+    print(overall)
+    print("\n## Score per machine type (%), mean over the seeds\n")
+    print(per_machine)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""benchmarks/versus_baseline.py as a user runs it: a real subprocess on a real folder of runs."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import scipy.stats
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "versus_baseline.py"
+MACHINES = ("ToyClicker", "ToyHum", "ToyRotor")
+
+# stands in for run_official_baseline.sh: writes its scores.json for both modes; fails for FAIL_FOR
+FAKE_BASELINE = """#!/bin/bash
+set -e
+[ "$2" = "$FAIL_FOR" ] && { echo "cannot train $2"; exit 3; }
+for mode in MSE MAHALA; do
+  mkdir -p "$3/$mode"
+  value=$([ $mode = MSE ] && echo 0.8 || echo 0.6)
+  echo "{\\"sections\\": {\\"00\\": {\\"AUC_source\\": $value, \\"AUC_target\\": 0.5, \\"pAUC\\": $value}}}" > "$3/$mode/scores.json"
+done
+"""
+
+
+def _our_run(work: Path, experiment: str, seed: int, per_machine: dict[str, float], official: float, seconds: float):
+    run = work / "ours" / experiment / f"s{seed}"
+    run.mkdir(parents=True)
+    rows = [f"{m},00,0,0,0,{v}" for m, v in per_machine.items()] + [f"official score,,,,,{official}"]
+    (run / "summary.csv").write_text("machine,section,AUC (source),AUC (target),pAUC,score\n" + "\n".join(rows) + "\n")
+    (run.parent / f"s{seed}.time").write_text(f"{seconds}\n")
+
+
+def _row(printed: str, system: str) -> str:
+    """The first table row of ``system``."""
+    return next(row for row in printed.splitlines() if row.strip().startswith(system))
+
+
+def _run(tmp_path, synthetic_root, work, env=None):
+    tool = tmp_path / "baseline.sh"
+    tool.write_text(FAKE_BASELINE)
+    command = [sys.executable, str(SCRIPT), "--experiments", "ae_fusion", "--seeds", "1,2"]
+    command += ["--data-root", str(synthetic_root), "--work", str(work), "--baseline-tool", str(tool)]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_prints_ours_beside_the_official_baselines_runs_and_resumes(tmp_path, synthetic_root):
+    work = tmp_path / "work"
+    _our_run(work, "ae_fusion", 1, dict.fromkeys(MACHINES, 70.0), official=70.0, seconds=100)
+    _our_run(work, "ae_fusion", 2, dict.fromkeys(MACHINES, 60.0), official=60.0, seconds=300)
+    done = _run(tmp_path, synthetic_root, work)
+    assert done.returncode == 0, done.stderr
+    baseline_mse = 100 * scipy.stats.hmean([0.8, 0.5, 0.8] * 3)  # 66.67: the official score of its scores.json
+    assert f"{baseline_mse:.2f}" in _row(done.stdout, "baseline MSE")
+    ours = _row(done.stdout, "ours: ae_fusion")
+    # seeds 70 and 60 against 66.67 twice: +3.33 and -6.67, mean -1.67, above at one seed; 200 s a seed
+    assert "65.00 ± 7.07" in ours and "-1.67 (1/2 seeds above)" in ours and ours.rstrip().endswith("200")
+    assert (work / "baseline" / "s2" / "ToyHum" / "MAHALA" / "scores.json").is_file()
+    # a second call reads the finished runs instead of running them again
+    (work / "baseline" / "s1" / "ToyHum" / "MSE" / "scores.json").write_text(
+        json.dumps({"sections": {"00": {"AUC_source": 1.0, "AUC_target": 1.0, "pAUC": 1.0}}})
+    )
+    again = _run(tmp_path, synthetic_root, work, env={"FAIL_FOR": "ToyHum", "PATH": "/usr/bin:/bin"})
+    assert again.returncode == 0, again.stderr
+    changed = 100 * scipy.stats.hmean([1.0] * 3 + [0.8, 0.5, 0.8] * 2)  # seed 1 read back, ToyHum replaced
+    assert _row(again.stdout, "baseline MSE").split()[2:4] == [f"{changed:.2f}", f"{baseline_mse:.2f}"]
+
+
+def test_a_failed_baseline_run_stops_with_its_log_and_is_not_taken_as_finished(tmp_path, synthetic_root):
+    work = tmp_path / "work"
+    done = _run(tmp_path, synthetic_root, work, env={"FAIL_FOR": "ToyHum", "PATH": "/usr/bin:/bin"})
+    assert done.returncode != 0
+    log = work / "baseline" / "s1" / "ToyHum.log"
+    assert str(log) in done.stderr and "cannot train ToyHum" in log.read_text()
+    assert not (work / "baseline" / "s1" / "ToyHum.time").exists()
+    assert (work / "baseline" / "s1" / "ToyClicker.time").is_file()  # the types before it are kept
