@@ -34,7 +34,7 @@ def _scores(run):
     return pd.Series(section.scores, index=section.file_names)
 
 
-@pytest.mark.parametrize("backend", ["selective_mahalanobis", "knn"])
+@pytest.mark.parametrize("backend", ["selective_mahalanobis", "knn", "fusion_standardised"])
 def test_rescoring_with_the_runs_own_backend_reproduces_its_scores(backend, run_cli, tmp_path):
     run = _train(run_cli, tmp_path, "run", f"backend={backend}")
     assert (run / "representations" / "ToyRotor.npz").is_file()
