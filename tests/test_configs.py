@@ -149,6 +149,14 @@ GROUP_EFFECTS = {
         "model.shift_classes": [-6, 6],
         "trainer.max_epochs": 30,
     },
+    "experiment=mfn_adaproj_knn": {
+        "scope": "joint",
+        "model.use_tgram": True,
+        "model.loss": "adaproj",
+        "model.sub_centers": 16,
+        "trainer.max_epochs": 30,
+        "backend._target_": "asd.backends.KNNBackend",
+    },
     "experiment=mfn_sc_adacos_knn": {
         "scope": "joint",
         "model.use_tgram": True,
