@@ -26,14 +26,13 @@ class StandardisedErrorBackend(ScoringBackend):
     def fit_section(self, representations, domains):
         moments = []
         for domain in ("source", "target"):
-            chosen = [np.abs(np.asarray(r, dtype=np.float64)) for r, d in zip(representations, domains) if d == domain]
+            chosen = [r for r, d in zip(representations, domains) if d == domain]
             n_rows = sum(len(r) for r in chosen)
             if n_rows < 2:
                 continue  # one row gives no spread; the other domain's moments still score
-            # summed clip by clip: a section's rows concatenated would be hundreds of MB for the AE
-            total = sum(r.sum(axis=0) for r in chosen)
-            mean = total / n_rows
-            squares = sum(((r - mean) ** 2).sum(axis=0) for r in chosen)
+            # two passes clip by clip: a float64 copy of a section's AE error rows would take hundreds of MB
+            mean = sum(np.abs(np.asarray(r, dtype=np.float64)).sum(axis=0) for r in chosen) / n_rows
+            squares = sum(((np.abs(np.asarray(r, dtype=np.float64)) - mean) ** 2).sum(axis=0) for r in chosen)
             std = np.maximum(np.sqrt(squares / (n_rows - 1)), MIN_STD)
             moments.append((mean, std))
         if not moments:
