@@ -253,15 +253,92 @@ def test_a_system_file_carrying_code_is_refused_without_running_it(tmp_path):
     assert not marker.exists()
 
 
-def test_a_system_config_naming_foreign_code_is_refused(ae_run, tmp_path):
+def _planted_system(ae_run, folder: Path, **configs: str) -> Path:
+    """A copy of ae_run's plain-data system file with some of its configs replaced, in folder/systems."""
     import torch
 
     saved = torch.load(next((ae_run / "systems").glob("*.pt")), weights_only=True)
-    saved["backend_config"] = "_target_: os.system\n_args_: ['touch pwned']\n"
-    (tmp_path / "systems").mkdir()
-    torch.save(saved, tmp_path / "systems" / "ToyRotor.pt")
-    with pytest.raises(RunDirectoryError, match="refused: its config names 'os.system'"):
-        load_systems(tmp_path)
+    saved.update(configs)
+    (folder / "systems").mkdir(parents=True)
+    torch.save(saved, folder / "systems" / "ToyRotor.pt")
+    return folder
+
+
+@pytest.mark.parametrize(
+    "configs, refusal",
+    [
+        # an asd function that writes files: the old check let any target starting with "asd." through
+        (
+            {"backend_config": "_target_: asd.files.write_text\npath: {marker}\ntext: pwned\n"},
+            "names 'asd.files.write_text' at backend",
+        ),
+        ({"backend_config": "_target_: asd.files.os.system\n_args_: ['touch {marker}']\n"}, "Hydra key '_args_'"),
+        ({"backend_config": "_target_: os.system\ncommand: touch {marker}\n"}, "names 'os.system' at backend"),
+        # our own classes, but at a place where none is built
+        (
+            {
+                "backend_config": "_target_: asd.backends.KNNBackend\nseed: {{_target_: asd.files.write_text, path: {marker}, text: x}}\n"
+            },
+            "names 'asd.files.write_text' at backend.seed",
+        ),
+        (
+            {
+                "backend_config": "_target_: asd.backends.FusionBackend\nmembers:\n- _target_: asd.files.write_text\n  path: {marker}\n  text: x\n- _target_: asd.backends.MSEBackend\n"
+            },
+            "names 'asd.files.write_text' at backend.members[0]",
+        ),
+        (
+            {"backend_config": "_target_: asd.models.ae.AutoEncoderModule\n"},
+            "names 'asd.models.ae.AutoEncoderModule' at backend",
+        ),
+        ({"backend_config": "_target_: asd.backends.MSEBackend\n_partial_: true\n"}, "Hydra key '_partial_'"),
+        # an interpolation would be resolved on building (oc.env reads the environment)
+        (
+            {"backend_config": "_target_: asd.backends.KNNBackend\nseed: ${{oc.env:HOME}}\n"},
+            "interpolation '${{oc.env:HOME}}' at backend.seed",
+        ),
+        ({"model_config": "just a string\n"}, "its model config names no class to build"),
+    ],
+)
+def test_a_system_file_builds_only_our_classes_at_their_places(
+    configs, refusal, ae_run, synthetic_root, tmp_path, capsys
+):
+    marker = tmp_path / "written_by_the_system_file"
+    planted = {key: text.format(marker=marker) for key, text in configs.items()}
+    run = _planted_system(ae_run, tmp_path / "downloaded_run", **planted)
+    test_dir = synthetic_root / "dev_data" / "raw" / "ToyRotor" / "test"
+    assert predict_cli([str(run), str(test_dir), "--out", str(tmp_path / "scores.csv")]) == 2
+    message = capsys.readouterr().err
+    assert "refused" in message or "no class to build" in message
+    assert refusal.format(marker=marker) in message
+    assert not marker.exists()
+    assert not (tmp_path / "scores.csv").exists()
+
+
+def test_the_buildable_classes_are_exactly_those_the_configs_name():
+    """BUILDABLE and conf/ agree: every target a shipped config can put in a system file is
+    buildable at its place, and every buildable class is named by some shipped config."""
+    import yaml
+
+    from asd.system import BUILDABLE
+    from asd.train import config_dir
+
+    conf = Path(config_dir())
+    named = {place: set() for place in BUILDABLE}
+    for file in (conf / "model").glob("*.yaml"):
+        model = (yaml.safe_load(file.read_text()) or {}).get("model", {})
+        if "_target_" in model:
+            named["model"].add(model["_target_"])
+    for file in (conf / "encoder").glob("*.yaml"):
+        named["model.encoder"].add(yaml.safe_load(file.read_text())["_target_"])
+    for file in (conf / "backend").glob("*.yaml"):
+        backend = yaml.safe_load(file.read_text())
+        named["backend"].add(backend["_target_"])
+        named["backend.members[]"] |= {member["_target_"] for member in backend.get("members", [])}
+    assert named["model"] == BUILDABLE["model"]
+    assert named["model.encoder"] == BUILDABLE["model.encoder"]
+    assert named["backend"] == BUILDABLE["backend"]
+    assert named["backend.members[]"] <= BUILDABLE["backend.members[]"]
 
 
 FIXTURE = Path(__file__).parent / "fixtures" / "system_format2"

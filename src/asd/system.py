@@ -12,8 +12,11 @@ someone else cannot run anything, and a system keeps loading when a class change
 * ``class_names``, ``backend_states`` (kNN banks, covariances, … as tensors), ``decision_thresholds``;
 * ``feature_config`` and ``audio_config``.
 
-A config may only name classes of this package (``asd.…``) as targets: the file decides which
-of our classes is built, never which code runs.
+A system file is something users pass to each other, so loading one builds only the classes this
+package ships for each place (:data:`BUILDABLE`: a model, its encoder, a back-end, a fusion's members),
+with plain keyword arguments: any other target, any Hydra call key (``_args_``, ``_partial_`` …) and
+any interpolation (``${…}``, which resolvers would evaluate) is refused before anything is built.
+The file decides which of our classes is built, never which code runs.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ import hydra
 import numpy as np
 import torch
 import yaml
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
+from asd.backends import build_backend
 from asd.data.audio import AudioConfig
 from asd.data.features import FeatureConfig
 from asd.files import write_atomically
@@ -103,25 +108,69 @@ def save_system(path: Path, module: AnomalyDetectionModule, datamodule, cfg: Dic
         "base_fingerprint": weights_fingerprint(base_weights) if base_weights else None,
         "class_names": list(getattr(module, "class_names", [])),
         "backend_states": to_plain(module.backend.get_state()),
-        "decision_thresholds": {section: float(t) for section, t in module.decision_thresholds.items()},
+        "decision_thresholds": {section: [float(t) for t in ts] for section, ts in module.decision_thresholds.items()},
         "feature_config": asdict(datamodule.feature_config),
         "audio_config": asdict(datamodule.audio_config),
     }
     write_atomically(path, lambda file: torch.save(payload, file))
 
 
-def _only_our_targets(config, file: Path, where: str = "") -> None:
+#: The classes a system file may build, by place in its configs; conf/model, conf/encoder and
+#: conf/backend name no others (tests/test_predict.py checks both ways).
+BACKEND_CLASSES = frozenset(
+    f"asd.backends.{name}"
+    for name in (
+        "ClassifierScoreBackend",
+        "FusionBackend",
+        "KNNBackend",
+        "LOFBackend",
+        "MahalanobisBackend",
+        "MSEBackend",
+        "SelectiveMahalanobisBackend",
+        "StandardisedErrorBackend",
+    )
+)
+BUILDABLE = {
+    "model": frozenset(
+        {
+            "asd.models.ae.AutoEncoderModule",
+            "asd.models.mfn.MobileFaceNetModule",
+            "asd.models.mfn.MultiResolutionModule",
+            "asd.models.pretrained.PretrainedEmbeddingModule",
+            "asd.models.finetune.FineTunedEncoderModule",
+        }
+    ),
+    "model.encoder": frozenset({"asd.models.encoders.BEATsEncoder", "asd.models.encoders.HuggingFaceEncoder"}),
+    "backend": BACKEND_CLASSES,
+    "backend.members[]": BACKEND_CLASSES,
+}
+#: Hydra keys that call, bind or reshape: a saved config has no use for them.
+CALL_KEYS = ("_args_", "_partial_", "_recursive_", "_convert_")
+
+
+def _check_buildable(config, file: Path, where: str, place: str) -> None:
+    """Refuse a config that would build anything but :data:`BUILDABLE`'s classes at their places."""
+
+    def refuse(why: str):
+        raise RunDirectoryError(f"{file}: refused: {why} at {where}; a system file may only build asd's own classes")
+
     if isinstance(config, dict):
+        for key in CALL_KEYS:
+            if key in config:
+                refuse(f"its config holds the Hydra key {key!r}")
         target = config.get("_target_")
-        if target is not None and not (isinstance(target, str) and target.startswith("asd.")):
-            raise RunDirectoryError(
-                f"{file}: refused: its config names {target!r} at {where or 'the top'}; systems may only build asd classes"
-            )
+        if target is not None and target not in BUILDABLE.get(place, ()):
+            refuse(f"its config names {target!r}")
         for key, item in config.items():
-            _only_our_targets(item, file, f"{where}.{key}" if where else str(key))
+            child = f"{place}.{key}" if target is not None else f"{place}.?"
+            if place == "backend.members[]" and key == "members":  # a fusion among a fusion's members
+                child = "backend.members"
+            _check_buildable(item, file, f"{where}.{key}", child)
     elif isinstance(config, list):
         for i, item in enumerate(config):
-            _only_our_targets(item, file, f"{where}[{i}]")
+            _check_buildable(item, file, f"{where}[{i}]", f"{place}[]")
+    elif isinstance(config, str) and "${" in config:
+        refuse(f"its config holds the interpolation {config!r}")
 
 
 def load_system(file: Path) -> System:
@@ -136,11 +185,16 @@ def load_system(file: Path) -> System:
         found = saved.get("format") if isinstance(saved, dict) else type(saved).__name__
         raise RunDirectoryError(f"{file}: system format {found!r}, this version of asd reads format {SYSTEM_FORMAT}")
     model_config, backend_config = yaml.safe_load(saved["model_config"]), yaml.safe_load(saved["backend_config"])
-    _only_our_targets(model_config, file)
-    _only_our_targets(backend_config, file)
-    backend = hydra.utils.instantiate(backend_config)
-    extra = {"class_names": saved["class_names"]} if saved["class_names"] else {}
-    module: AnomalyDetectionModule = hydra.utils.instantiate(model_config, backend=backend, **extra)
+    for config, place in ((model_config, "model"), (backend_config, "backend")):
+        if not isinstance(config, dict) or "_target_" not in config:
+            raise RunDirectoryError(f"{file}: its {place} config names no class to build; not a system file of asd")
+        _check_buildable(config, file, place, place)
+    try:
+        backend = build_backend(backend_config)
+        extra = {"class_names": saved["class_names"]} if saved["class_names"] else {}
+        module: AnomalyDetectionModule = hydra.utils.instantiate(model_config, backend=backend, **extra)
+    except InstantiationException as err:
+        raise RunDirectoryError(f"{file}: its configs do not build this version's classes ({err})") from err
     _, base_weights = _split_base_weights(module)
     if base_weights and weights_fingerprint(base_weights) != saved["base_fingerprint"]:
         raise RunDirectoryError(
@@ -149,7 +203,11 @@ def load_system(file: Path) -> System:
         )
     module.load_state_dict({**base_weights, **saved["state_dict"]})
     backend.set_state(from_plain(saved["backend_states"]))
-    module.decision_thresholds = dict(saved["decision_thresholds"])
+    # systems saved before thresholds were fitted per domain model hold one number per section
+    module.decision_thresholds = {
+        section: [float(t)] if isinstance(t, (int, float)) else [float(x) for x in t]
+        for section, t in saved["decision_thresholds"].items()
+    }
     return System(module.eval(), FeatureConfig(**saved["feature_config"]), AudioConfig(**saved["audio_config"]))
 
 
