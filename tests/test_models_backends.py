@@ -148,9 +148,49 @@ def test_fusion_of_memory_banks_normalises_on_out_of_sample_scores():
     fusion = FusionBackend([KNNBackend(density_normalise="none"), MahalanobisBackend()])
     fusion.fit(train, ["source"] * 40, ["s"] * 40)
     knn.fit(train, ["source"] * 40, ["s"] * 40)
-    out_of_sample = cross_fitted_scores(knn, train, ["source"] * 40, ["s"] * 40)
+    out_of_sample, _ = cross_fitted_scores(knn, train, ["source"] * 40, ["s"] * 40)
     (knn_mean, knn_std), _ = fusion.states["s"]
     assert knn_mean == pytest.approx(out_of_sample.mean()) and knn_mean > 0.01  # in-sample it would be 0
     assert knn_std == pytest.approx(out_of_sample.std())
     with pytest.raises(ValueError, match="at least two back-ends"):
         FusionBackend([MSEBackend()])
+
+
+@pytest.mark.parametrize("backend", ["knn", "mahalanobis", "fusion"])
+def test_thresholds_per_domain_model_flag_each_domain_at_the_stated_rate(backend):
+    """Target clips lie on another scale than source clips (a sparser bank, a rougher Gaussian): one
+    threshold per section flags nearly every normal target clip. A threshold per model of the
+    domain-wise back-end, chosen by the model that judged the clip (no domain label), flags about 10 %."""
+    from asd.backends import FusionBackend, KNNBackend
+    from asd.backends.base import cross_fitted_scores
+    from asd.models.base import decide, decision_thresholds
+
+    rng = np.random.default_rng(0)
+
+    def clips(n, centre, spread):
+        return [centre + spread * rng.normal(size=(1, 6)) for _ in range(n)]
+
+    source_centre, target_centre = np.r_[5.0, 0, 0, 0, 0, 0], np.r_[0, 5.0, 0, 0, 0, 0]
+    train = clips(300, source_centre, 0.3) + clips(40, target_centre, 1.0)
+    domains = ["source"] * 300 + ["target"] * 40
+    test = {"source": clips(400, source_centre, 0.3), "target": clips(400, target_centre, 1.0)}
+    make = {
+        "knn": lambda: KNNBackend(density_normalise="none"),
+        "mahalanobis": MahalanobisBackend,
+        "fusion": lambda: FusionBackend([KNNBackend(density_normalise="none"), MahalanobisBackend()]),
+    }[backend]
+    chosen = make()
+    chosen.fit(train, domains, ["s"] * len(train))
+    scores, models = cross_fitted_scores(chosen, train, domains, ["s"] * len(train))
+    thresholds = decision_thresholds(scores, domains, ["s"] * len(train), 0.9)
+    assert len(thresholds["s"]) == 2
+    for domain, rows in test.items():
+        test_scores, test_models = chosen.score_with_models(rows, ["s"] * len(rows))
+        assert (test_models == (domain == "target")).mean() > 0.95  # judged by its own domain's model
+        flagged = np.mean(decide(test_scores, test_models, ["s"] * len(rows), thresholds))
+        assert 0.04 <= flagged <= 0.2, f"{domain}: {flagged:.0%} of normal clips flagged"
+    if backend == "knn":  # raw cosine distances: the target bank is sparser
+        # one threshold, the source one, flags most normal target clips
+        source_only = thresholds["s"][0]
+        target_scores, _ = chosen.score_with_models(test["target"], ["s"] * 400)
+        assert np.mean(target_scores > source_only) > 0.5

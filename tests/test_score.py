@@ -60,9 +60,24 @@ def test_another_backend_equals_a_full_run_with_it(run_cli, tmp_path, synthetic_
     )
 
 
-def test_a_multirun_over_backends_gets_its_summary(run_cli, tmp_path):
+@pytest.fixture(scope="module")
+def knn_run(tmp_path_factory, synthetic_root):
+    """One finished kNN run (RUN's settings) for the tests that only read it."""
+    home = tmp_path_factory.mktemp("knn_run")
+    (home / "data").mkdir()
+    (home / "data" / "synthetic").symlink_to(synthetic_root)
+    env = {**os.environ, "ASD_ROOT": str(home)}
+    command = [sys.executable, "-m", "asd.train", *RUN, "backend=knn", "callbacks.progress_bar.refresh_rate=0"]
+    done = subprocess.run(
+        [*command, f"hydra.run.dir={home / 'run'}"], cwd=home, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return home / "run"
+
+
+def test_a_multirun_over_backends_gets_its_summary(knn_run, tmp_path):
     # a kNN run: none of its back-end settings (k_source, ...) may reach the other back-ends
-    run = _train(run_cli, tmp_path, "run", "backend=knn")
+    run = knn_run
     sweep = tmp_path / "sweep"
     done = _score(tmp_path, run, "backend=knn,lof,fusion", f"hydra.sweep.dir={sweep}", multirun=True)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -83,3 +98,27 @@ def test_a_run_without_representations_is_a_clear_error(run_cli, tmp_path):
     done = _score(tmp_path, run, "backend=knn", f"hydra.run.dir={tmp_path / 'rescored'}")
     assert done.returncode == 1
     assert "ToyRotor.npz: missing; the run did not save its representations" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("backend.k_source=-3", "backend.k_source must be at least 1, got -3"),
+        ("backend.k_source=abc", "backend.k_source must be an integer, got 'abc'"),
+        ("backend.smote_ratio=0", "backend.smote_ratio must be in (0, 1], got 0"),
+        ("backend.density_normalise=banks", "backend.density_normalise must be one of bank, member, none; got 'banks'"),
+    ],
+)
+def test_a_backend_parameter_out_of_range_is_refused_naming_the_key(setting, message, knn_run, tmp_path):
+    out = tmp_path / "rescored"
+    done = _score(tmp_path, knn_run, "backend=knn", setting, f"hydra.run.dir={out}")
+    assert done.returncode == 1
+    assert message in done.stderr
+    assert not (out / "scores.csv").exists() and not (out / "systems").exists()
+
+
+def test_a_missing_run_directory_is_named(tmp_path):
+    done = _score(tmp_path, tmp_path / "no_such_run", "backend=knn", f"hydra.run.dir={tmp_path / 'rescored'}")
+    assert done.returncode == 1
+    assert f"{tmp_path / 'no_such_run'}: run directory not found" in done.stderr
+    assert "grammar" not in done.stderr.lower()

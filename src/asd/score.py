@@ -18,6 +18,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from asd.backends import build_backend
 from asd.data.index import labelled_machines, run_data_splits
 from asd.evaluation.callback import section_results
 from asd.evaluation.submission import write_section
@@ -29,6 +30,8 @@ from asd.vocabulary import DOMAIN_CODES
 
 
 def run_config(run_dir: Path) -> DictConfig:
+    if not run_dir.is_dir():
+        raise RunDirectoryError(f"{run_dir}: run directory not found")
     path = run_dir / ".hydra" / "config.yaml"
     if not path.is_file():
         raise RunDirectoryError(f"{path}: missing; give an asd.train run directory")
@@ -48,6 +51,7 @@ def score_run(cfg: DictConfig) -> dict[str, float]:
     run_dir, output_dir = Path(cfg.run_dir), Path(cfg.paths.output_dir)
     run_cfg = run_config(run_dir)
     chosen = backend_config(cfg, run_cfg)
+    build_backend(chosen)  # its parameters checked before any system is loaded
     systems = sorted((run_dir / "systems").glob("*.pt"))
     if not systems:
         raise RunDirectoryError(f"{run_dir / 'systems'}: no saved systems; only finished runs can be scored again")
@@ -61,7 +65,7 @@ def score_run(cfg: DictConfig) -> dict[str, float]:
             )
         system, saved = load_system(file), load_representations(saved_path)
         module = system.module
-        module.backend = hydra.utils.instantiate(chosen)
+        module.backend = build_backend(chosen)
         module.check_backend()
         train, test = saved["train"], saved["test"]
         module.fit_backend_on(
@@ -92,12 +96,13 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def _run_dir_argument(argv: list[str]) -> list[str]:
-    """``python -m asd.score <run_dir> ...``: a first argument that is a folder becomes ``run_dir=<it>``."""
+    """``python -m asd.score <run_dir> ...``: the first argument that is no override (no ``=``) becomes
+    ``run_dir=<it>``, whether or not the folder exists (run_config says so, not Hydra's grammar)."""
     arguments = list(argv)
     for i, argument in enumerate(arguments):
         if argument.startswith("-"):
             continue
-        if "=" not in argument and Path(argument).is_dir():
+        if "=" not in argument:
             arguments[i] = f"run_dir={Path(argument).resolve()}"
         break
     return arguments

@@ -20,6 +20,7 @@ from hydra.types import RunMode
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from asd.backends import build_backend
 from asd.config_types import check_config_types
 from asd.data.index import run_data_splits
 from asd.evaluation.callback import (
@@ -58,7 +59,7 @@ def fit_and_test(
     """Fit the configured model on ``machines`` and test it; return the test sections' results and
     the training clips' out-of-sample scores per section."""
     name = "+".join(machines)
-    model = hydra.utils.instantiate(cfg.model, backend=hydra.utils.instantiate(cfg.backend))
+    model = hydra.utils.instantiate(cfg.model, backend=build_backend(cfg.backend))
     datamodule = hydra.utils.instantiate(cfg.data, machines=machines, input=model.data_input)
     evaluation = OfficialEvaluationCallback(output_dir / "submission")
     # the evaluation first: callbacks that show its results (TensorBoard views) run after it

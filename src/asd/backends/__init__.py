@@ -5,7 +5,7 @@ one embedding row); a back-end is fitted on the normal training clips, one state
 section, and scores test clips. Any frontend can meet any back-end.
 """
 
-from asd.backends.base import ScoringBackend, cross_fitted_scores
+from asd.backends.base import BackendConfigError, ScoringBackend, build_backend, cross_fitted_scores
 from asd.backends.classifier import ClassifierScoreBackend
 from asd.backends.fusion import FusionBackend
 from asd.backends.knn import KNNBackend
@@ -16,7 +16,9 @@ from asd.backends.selective_mahalanobis import SelectiveMahalanobisBackend
 from asd.backends.standardised_error import StandardisedErrorBackend
 
 __all__ = [
+    "BackendConfigError",
     "ScoringBackend",
+    "build_backend",
     "cross_fitted_scores",
     "MSEBackend",
     "SelectiveMahalanobisBackend",

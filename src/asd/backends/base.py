@@ -10,6 +10,68 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 
 
+class BackendConfigError(ValueError):
+    """A back-end parameter out of its range or of the wrong type; the message names the key."""
+
+
+def checked_integer(key: str, value, minimum: int | None = 1) -> int:
+    """``value`` as an int of at least ``minimum`` (None: any int), else an error naming ``backend.<key>``.
+    Negative counts are refused here because numpy would take them: a slice to -3 keeps all but three."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise BackendConfigError(f"backend.{key} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise BackendConfigError(f"backend.{key} must be at least {minimum}, got {value!r}")
+    return int(value)
+
+
+def checked_fraction(key: str, value) -> float:
+    """``value`` as a float in (0, 1], else an error naming ``backend.<key>``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not 0.0 < value <= 1.0:
+        raise BackendConfigError(f"backend.{key} must be in (0, 1], got {value!r}")
+    return float(value)
+
+
+def checked_flag(key: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise BackendConfigError(f"backend.{key} must be true or false, got {value!r}")
+    return bool(value)
+
+
+def checked_choice(key: str, value, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise BackendConfigError(f"backend.{key} must be one of {', '.join(map(str, choices))}; got {value!r}")
+    return value
+
+
+def build_backend(config) -> ScoringBackend:
+    """The back-end a config (``_target_`` and parameters) describes; a parameter out of range is a
+    :class:`BackendConfigError` naming its key, not Hydra's wrapper around it."""
+    import hydra
+    from hydra.errors import InstantiationException
+
+    try:
+        return hydra.utils.instantiate(config)
+    except InstantiationException as err:
+        cause = err.__cause__
+        while cause is not None and not isinstance(cause, BackendConfigError):
+            cause = cause.__cause__
+        if cause is not None:
+            raise BackendConfigError(str(cause)) from None
+        raise
+
+
+def min_over_domains(row_scores: Sequence[np.ndarray], representations: Sequence[np.ndarray]):
+    """(scores, model indices) of clips whose rows were scored under each domain's model
+    (``row_scores[m]``: every row's score under model m): a clip's score is the mean over its rows of
+    the smallest, its model the one that scores the clip's rows lowest on average."""
+    per_model = np.asarray(row_scores)
+    bounds = np.cumsum([0] + [len(r) for r in representations])[:-1]
+    counts = np.array([len(r) for r in representations])
+    scores = np.add.reduceat(per_model.min(axis=0), bounds) / counts
+    models = (np.add.reduceat(per_model, bounds, axis=1) / counts).argmin(axis=0)
+    return scores, models
+
+
 class ScoringBackend(ABC):
     """Fitted per section on training clips; scores clips (higher = more anomalous).
 
@@ -23,6 +85,8 @@ class ScoringBackend(ABC):
     needs_fit: bool = True
     #: Whether the rows must be class logits (the classifier's own score), not embeddings or errors.
     needs_logits: bool = False
+    #: Whether a section is scored under one model per domain (the smallest score counts).
+    domain_wise: bool = True
 
     def __init__(self):
         self.states: dict[Hashable, object] = {}
@@ -37,7 +101,16 @@ class ScoringBackend(ABC):
         }
 
     def score(self, representations: Sequence[np.ndarray], sections: Sequence[Hashable]) -> np.ndarray:
-        scores = np.empty(len(representations))
+        return self.score_with_models(representations, sections)[0]
+
+    def score_with_models(
+        self, representations: Sequence[np.ndarray], sections: Sequence[Hashable]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each clip's score and which of its section's models gave it: a domain-wise back-end scores a
+        clip under one model per domain and keeps the smallest, and the index of that model (0 for a
+        back-end with one model) says which domain the clip was judged as. Decision thresholds are
+        fitted per model (asd.models.base.decision_thresholds): no test label is needed for that."""
+        scores, models = np.empty(len(representations)), np.zeros(len(representations), dtype=int)
         grouped: dict[Hashable, list[int]] = defaultdict(list)
         for i, section in enumerate(sections):
             grouped[section].append(i)
@@ -45,8 +118,9 @@ class ScoringBackend(ABC):
             state = self.states.get(section)
             if state is None and self.needs_fit:
                 raise KeyError(f"back-end was not fitted on section {section!r}; fitted: {sorted(self.states)}")
-            scores[idx] = self.score_section([np.asarray(representations[i], dtype=np.float64) for i in idx], state)
-        return scores
+            rows = [np.asarray(representations[i], dtype=np.float64) for i in idx]
+            scores[idx], models[idx] = self.score_section(rows, state)
+        return scores, models
 
     def get_state(self) -> object:
         """What a saved system keeps of the fitted back-end (plain containers and arrays)."""
@@ -61,17 +135,20 @@ class ScoringBackend(ABC):
         fresh.states = {}
         return fresh
 
-    def score_section(self, representations: list[np.ndarray], state: object) -> np.ndarray:
-        """Scores of one section's clips; back-ends that gain from batching override this."""
-        return np.array([self.score_clip(rows, state) for rows in representations])
+    def score_section(self, representations: list[np.ndarray], state: object) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, model indices) of one section's clips (see :meth:`score_with_models`); back-ends
+        that gain from batching override this."""
+        per_model = np.array([np.atleast_1d(self.score_clip(rows, state)) for rows in representations])
+        return per_model.min(axis=1), per_model.argmin(axis=1)
 
     @abstractmethod
     def fit_section(self, representations: list[np.ndarray], domains: list[str]) -> object:
         """Return the fitted state of one section."""
 
     @abstractmethod
-    def score_clip(self, rows: np.ndarray, state: object) -> float:
-        """Anomaly score of one clip's rows."""
+    def score_clip(self, rows: np.ndarray, state: object) -> float | Sequence[float]:
+        """Anomaly score of one clip's rows, or its scores under each of the section's per-domain models
+        (the smallest is the clip's score)."""
 
 
 def cross_fitted_scores(
@@ -80,8 +157,9 @@ def cross_fitted_scores(
     domains: Sequence[str],
     sections: Sequence[Hashable],
     folds: int = 5,
-) -> np.ndarray:
-    """Each clip's score from a copy of ``backend`` fitted without it: out-of-sample training scores.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each clip's score from a copy of ``backend`` fitted without it: out-of-sample training scores,
+    with the index of the model that gave each (:meth:`ScoringBackend.score_with_models`).
 
     Clips are dealt to ``folds`` folds in order (clip i to fold i mod folds, per section, so the few
     target clips spread over all folds); each fold is scored by the back-end fitted on the others.
@@ -89,7 +167,7 @@ def cross_fitted_scores(
     scores of a memory bank are zero. A back-end that learns nothing scores every clip as it is.
     """
     if not backend.needs_fit:
-        return backend.score(representations, sections)
+        return backend.score_with_models(representations, sections)
     fold_of = np.empty(len(representations), dtype=int)
     seen: dict[Hashable, int] = defaultdict(int)
     for i, section in enumerate(sections):
@@ -100,7 +178,7 @@ def cross_fitted_scores(
         raise ValueError(
             f"out-of-sample training scores need at least 2 training clips per section; {too_small} have 1"
         )
-    scores = np.empty(len(representations))
+    scores, models = np.empty(len(representations)), np.zeros(len(representations), dtype=int)
     for fold in range(folds):
         held_out = np.flatnonzero(fold_of == fold)
         if not len(held_out):
@@ -108,5 +186,7 @@ def cross_fitted_scores(
         kept = np.flatnonzero(fold_of != fold)
         fold_backend = backend.unfitted_copy()
         fold_backend.fit([representations[i] for i in kept], [domains[i] for i in kept], [sections[i] for i in kept])
-        scores[held_out] = fold_backend.score([representations[i] for i in held_out], [sections[i] for i in held_out])
-    return scores
+        scores[held_out], models[held_out] = fold_backend.score_with_models(
+            [representations[i] for i in held_out], [sections[i] for i in held_out]
+        )
+    return scores, models

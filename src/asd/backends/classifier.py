@@ -15,6 +15,7 @@ from asd.backends.base import ScoringBackend
 
 
 class ClassifierScoreBackend(ScoringBackend):
+    domain_wise = False
     needs_logits = True
 
     def fit_section(self, representations, domains):

@@ -14,7 +14,7 @@ from collections.abc import Hashable, Sequence
 
 import numpy as np
 
-from asd.backends.base import ScoringBackend, cross_fitted_scores
+from asd.backends.base import ScoringBackend, checked_choice, cross_fitted_scores
 
 COMBINE = {"mean": np.mean, "max": np.max, "min": np.min}
 
@@ -29,33 +29,36 @@ class FusionBackend(ScoringBackend):
         super().__init__()
         if len(members) < 2:
             raise ValueError(f"backend.members: fusion needs at least two back-ends, got {len(members)}")
-        if combine not in COMBINE:
-            raise ValueError(f"backend.combine must be one of {sorted(COMBINE)}, got {combine!r}")
         self.members = list(members)
-        self.combine = combine
+        self.combine = checked_choice("combine", combine, sorted(COMBINE))
         self.needs_logits = any(m.needs_logits for m in self.members)
+        self.domain_wise = any(m.domain_wise for m in self.members)
 
     def fit(self, representations, domains, sections) -> None:
         sections_array = np.asarray(sections)
         normalisers: dict[Hashable, list[tuple[float, float]]] = {s: [] for s in dict.fromkeys(sections)}
         for member in self.members:
             member.fit(representations, domains, sections)
-            training = cross_fitted_scores(member, representations, domains, sections)
+            training, _ = cross_fitted_scores(member, representations, domains, sections)
             for section in normalisers:
                 normalisers[section].append(z_normaliser(training[sections_array == section]))
         self.states = normalisers
 
-    def score(self, representations, sections) -> np.ndarray:
+    def score_with_models(self, representations, sections) -> tuple[np.ndarray, np.ndarray]:
+        """The combined scores; a clip's model is the one most of the domain-wise members judged it by
+        (ties: the lower index, the source domain), 0 where no member is domain-wise."""
         missing = sorted(set(sections) - set(self.states))
         if missing:
             raise KeyError(f"back-end was not fitted on section {missing[0]!r}; fitted: {sorted(self.states)}")
-        normalised = []
+        normalised, votes = [], np.zeros((len(representations), 2), dtype=int)
         for i, member in enumerate(self.members):
-            scores = member.score(representations, sections)
+            scores, models = member.score_with_models(representations, sections)
             mean = np.array([self.states[s][i][0] for s in sections])
             std = np.array([self.states[s][i][1] for s in sections])
             normalised.append((scores - mean) / std)
-        return COMBINE[self.combine](np.stack(normalised), axis=0)
+            if member.domain_wise:
+                np.add.at(votes, (np.arange(len(models)), np.minimum(models, 1)), 1)
+        return COMBINE[self.combine](np.stack(normalised), axis=0), votes.argmax(axis=1)
 
     def get_state(self) -> object:
         return {"normalisers": self.states, "members": [m.get_state() for m in self.members]}

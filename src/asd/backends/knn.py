@@ -26,7 +26,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from asd.backends.base import ScoringBackend
+from asd.backends.base import (
+    ScoringBackend,
+    checked_choice,
+    checked_flag,
+    checked_fraction,
+    checked_integer,
+    min_over_domains,
+)
 
 
 def normalise(rows: np.ndarray) -> np.ndarray:
@@ -63,17 +70,13 @@ class KNNBackend(ScoringBackend):
         seed: int = 0,
     ):
         super().__init__()
-        if density_normalise not in DENSITY_MODES:
-            raise ValueError(f"backend.density_normalise must be one of {DENSITY_MODES}, got {density_normalise!r}")
-        if not 0.0 < smote_ratio <= 1.0:
-            raise ValueError(f"backend.smote_ratio must be in (0, 1], got {smote_ratio!r}")
-        self.k = {"source": k_source, "target": k_target}
-        self.smote_target = smote_target
-        self.smote_neighbors = smote_neighbors
-        self.smote_ratio = smote_ratio
-        self.source_kmeans = source_kmeans
-        self.density_normalise = density_normalise
-        self.seed = seed
+        self.k = {"source": checked_integer("k_source", k_source), "target": checked_integer("k_target", k_target)}
+        self.smote_target = checked_flag("smote_target", smote_target)
+        self.smote_neighbors = checked_integer("smote_neighbors", smote_neighbors)
+        self.smote_ratio = checked_fraction("smote_ratio", smote_ratio)
+        self.source_kmeans = None if source_kmeans is None else checked_integer("source_kmeans", source_kmeans)
+        self.density_normalise = checked_choice("density_normalise", density_normalise, DENSITY_MODES)
+        self.seed = checked_integer("seed", seed, minimum=0)
 
     def fit_section(self, representations, domains):
         banks = {}
@@ -111,16 +114,14 @@ class KNNBackend(ScoringBackend):
         resampled, resampled_labels = smote.fit_resample(rows, labels)
         return normalise(resampled[resampled_labels == 1])
 
-    def score_section(self, representations: list[np.ndarray], state) -> np.ndarray:
+    def score_section(self, representations: list[np.ndarray], state) -> tuple[np.ndarray, np.ndarray]:
         # every row of every clip against each bank in one matrix product, then back to clips
         queries = normalise(np.concatenate(representations))
         per_domain = [
             mean_knn_cosine_distance(queries, bank, self.k.get(domain, 1), member_scale) / scale
             for domain, (bank, scale, member_scale) in state.items()
         ]
-        row_scores = np.min(per_domain, axis=0)
-        bounds = np.cumsum([0] + [len(r) for r in representations])
-        return np.array([row_scores[a:b].mean() for a, b in zip(bounds[:-1], bounds[1:])])
+        return min_over_domains(per_domain, representations)
 
     def score_clip(self, rows: np.ndarray, state) -> float:
-        return float(self.score_section([rows], state)[0])
+        return float(self.score_section([rows], state)[0][0])

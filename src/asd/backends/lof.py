@@ -10,18 +10,16 @@ of the bank, so the sparse target bank is not at a disadvantage.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.neighbors import LocalOutlierFactor
+from sklearn.neighbors import VALID_METRICS, LocalOutlierFactor
 
-from asd.backends.base import ScoringBackend
+from asd.backends.base import ScoringBackend, checked_choice, checked_integer, min_over_domains
 
 
 class LOFBackend(ScoringBackend):
     def __init__(self, n_neighbors: int = 20, metric: str = "cosine"):
         super().__init__()
-        if n_neighbors < 1:
-            raise ValueError(f"backend.n_neighbors must be at least 1, got {n_neighbors}")
-        self.n_neighbors = n_neighbors
-        self.metric = metric
+        self.n_neighbors = checked_integer("n_neighbors", n_neighbors)
+        self.metric = checked_choice("metric", metric, sorted(VALID_METRICS["brute"]))
 
     def fit_section(self, representations, domains):
         banks = {}
@@ -34,7 +32,7 @@ class LOFBackend(ScoringBackend):
             raise ValueError("LOF needs at least two training rows in some domain")
         return banks
 
-    def score_section(self, representations, state) -> np.ndarray:
+    def score_section(self, representations, state) -> tuple[np.ndarray, np.ndarray]:
         # the fitted sklearn objects are rebuilt here from the banks: the saved state stays plain arrays
         queries = np.concatenate(representations).astype(np.float64)
         per_domain = []
@@ -43,9 +41,7 @@ class LOFBackend(ScoringBackend):
                 n_neighbors=min(self.n_neighbors, len(bank) - 1), metric=self.metric, novelty=True
             )
             per_domain.append(-model.fit(bank).score_samples(queries))
-        row_scores = np.min(per_domain, axis=0)
-        bounds = np.cumsum([0] + [len(r) for r in representations])
-        return np.array([row_scores[a:b].mean() for a, b in zip(bounds[:-1], bounds[1:])])
+        return min_over_domains(per_domain, representations)
 
     def score_clip(self, rows, state) -> float:
-        return float(self.score_section([rows], state)[0])
+        return float(self.score_section([rows], state)[0][0])

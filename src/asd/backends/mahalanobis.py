@@ -28,10 +28,10 @@ class MahalanobisBackend(ScoringBackend):
             raise ValueError("Mahalanobis back-end needs at least two training rows in some domain")
         return models
 
-    def score_clip(self, rows: np.ndarray, state) -> float:
+    def score_clip(self, rows: np.ndarray, state) -> list[float]:
         distances = []
         for mean, precision in state:
             centred = rows - mean
             squared = np.sum((centred @ precision) * centred, axis=1)
             distances.append(float(np.mean(np.sqrt(np.maximum(squared, 0.0)))))
-        return min(distances)
+        return distances

@@ -8,6 +8,7 @@ from asd.backends.base import ScoringBackend
 
 
 class MSEBackend(ScoringBackend):
+    domain_wise = False
     needs_fit = False
 
     def fit_section(self, representations, domains):

@@ -22,7 +22,7 @@ import logging
 
 import numpy as np
 
-from asd.backends.base import ScoringBackend
+from asd.backends.base import ScoringBackend, checked_integer
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +30,7 @@ log = logging.getLogger(__name__)
 class SelectiveMahalanobisBackend(ScoringBackend):
     def __init__(self, block_size: int = 128):
         super().__init__()
-        if block_size < 1:
-            raise ValueError(f"backend.block_size must be positive, got {block_size}")
-        self.block_size = block_size
+        self.block_size = checked_integer("block_size", block_size)
 
     def _blocks(self, rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.float64)
@@ -65,6 +63,6 @@ class SelectiveMahalanobisBackend(ScoringBackend):
         precisions.setdefault("source", precisions["target"])
         return [precisions["source"], precisions["target"]]
 
-    def score_clip(self, rows: np.ndarray, state) -> float:
+    def score_clip(self, rows: np.ndarray, state) -> list[float]:
         mean_error = self._blocks(rows).mean(axis=0)
-        return float(min(mean_error @ precision @ mean_error for precision in state))
+        return [float(mean_error @ precision @ mean_error) for precision in state]

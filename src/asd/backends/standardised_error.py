@@ -39,6 +39,6 @@ class StandardisedErrorBackend(ScoringBackend):
             raise ValueError("standardised-error back-end needs at least two training rows in some domain")
         return moments
 
-    def score_clip(self, rows: np.ndarray, state) -> float:
+    def score_clip(self, rows: np.ndarray, state) -> list[float]:
         magnitudes = np.abs(rows)
-        return min(float(np.mean(((magnitudes - mean) / std) ** 2)) for mean, std in state)
+        return [float(np.mean(((magnitudes - mean) / std) ** 2)) for mean, std in state]

@@ -17,28 +17,51 @@ from asd.vocabulary import DOMAINS
 log = logging.getLogger(__name__)
 
 
+#: Fewer target training clips than this give the target model no threshold of its own.
+MIN_THRESHOLD_CLIPS = 5
+
+
 def decision_thresholds(
     scores: np.ndarray, domains: list[str], sections: list[str], percentile: float
-) -> dict[str, float]:
-    """Per section, the gamma-fitted ``percentile`` quantile of its source-domain training clips'
-    scores (all its clips where the domain is unknown, as in DCASE 2020).
+) -> dict[str, list[float]]:
+    """Per section, ``[source threshold, target threshold]``: the gamma-fitted ``percentile``
+    quantile of the out-of-sample training scores of its source clips, and of its target clips
+    (all its clips where the domain is unknown, as in DCASE 2020; no target threshold where a section
+    has fewer than :data:`MIN_THRESHOLD_CLIPS` target clips).
+
+    A test clip is judged against the threshold of the model that scored it (:func:`decide`): a
+    domain-wise back-end scores each clip under one model per domain, source first, and keeps the
+    smallest (:meth:`asd.backends.ScoringBackend.score_with_models`). The domains' scores lie on
+    different scales (ten target clips make a sparser bank, a rougher covariance): one threshold
+    flags nearly every normal target clip, or no source clip. Which model scored a clip is known
+    without its domain label, so the same rule decides evaluation data, where the domain is hidden.
+    A back-end with one model (MSE, the classifier's score) judges every clip by the source
+    threshold, as the DCASE baselines' (their ten target clips would barely move a pooled one).
 
     ``scores`` must be out-of-sample (:func:`asd.backends.cross_fitted_scores`): a memory bank
-    scoring its own members finds each at distance zero, and a threshold fitted on that decides
-    every test clip anomalous. Source clips only, because one threshold cannot serve two domains
-    whose scores lie on different scales (under selective Mahalanobis the target clips score ten
-    times higher): pooled, the ten per cent target clips sit exactly at the 90th percentile and no
-    source normal is ever flagged. Evaluation data hides the domain, so the threshold cannot
-    depend on it; the back-ends' domain handling is what brings target clips to the same scale.
+    scoring its own members finds each at distance zero.
     """
     sections_array, domains_array = np.asarray(sections), np.asarray(domains)
     thresholds = {}
     for section in np.unique(sections_array):
         chosen = sections_array == section
-        if (chosen & (domains_array == DOMAINS[0])).any():
-            chosen &= domains_array == DOMAINS[0]
-        thresholds[str(section)] = fit_gamma_threshold(scores[chosen], percentile)
+        source, target = chosen & (domains_array == DOMAINS[0]), chosen & (domains_array == DOMAINS[1])
+        per_domain = [fit_gamma_threshold(scores[source if source.any() else chosen], percentile)]
+        if target.sum() >= MIN_THRESHOLD_CLIPS:
+            per_domain.append(fit_gamma_threshold(scores[target], percentile))
+        thresholds[str(section)] = per_domain
     return thresholds
+
+
+def decide(
+    scores: np.ndarray, models: np.ndarray, sections: list[str], thresholds: dict[str, list[float]]
+) -> list[int]:
+    """1 where a clip's score exceeds the threshold of its section and of the model that scored it
+    (:func:`decision_thresholds`; a model without a threshold of its own: the source one)."""
+    return [
+        int(score > thresholds[str(s)][int(m) if int(m) < len(thresholds[str(s)]) else 0])
+        for score, m, s in zip(scores, models, sections)
+    ]
 
 
 class AnomalyDetectionModule(L.LightningModule):
@@ -66,7 +89,7 @@ class AnomalyDetectionModule(L.LightningModule):
         super().__init__()
         self.backend = backend
         self.decision_percentile = decision_percentile
-        self.decision_thresholds: dict[str, float] = {}
+        self.decision_thresholds: dict[str, list[float]] = {}
         self.training_scores: dict[int, tuple[float, int]] = {}
         #: Whether fitting and testing keep every clip's representation (by its index in the
         #: datamodule's train_clips / test_clips), for the run's representations/ (asd.score).
@@ -119,14 +142,12 @@ class AnomalyDetectionModule(L.LightningModule):
         """Fit the back-end and the decision thresholds on the training clips' representations
         (also what ``asd.score`` calls, on a run's saved representations)."""
         self.backend.fit(reps, domains, sections)
-        train_scores = cross_fitted_scores(self.backend, reps, domains, sections)
+        train_scores, train_models = cross_fitted_scores(self.backend, reps, domains, sections)
         self.decision_thresholds = decision_thresholds(train_scores, domains, sections, self.decision_percentile)
         # each training clip's (out-of-sample score, decision) by its index in the datamodule's
         # train_clips: the run keeps them (training_scores.csv) for ensembles and score fusion
-        self.training_scores = {
-            i: (float(score), int(score > self.decision_thresholds[str(section)]))
-            for i, score, section in zip(indices, train_scores, sections)
-        }
+        decisions = decide(train_scores, train_models, sections, self.decision_thresholds)
+        self.training_scores = {i: (float(score), d) for i, score, d in zip(indices, train_scores, decisions)}
         log.info("back-end %s fitted on %d training clips", type(self.backend).__name__, len(reps))
 
     @torch.no_grad()
@@ -139,8 +160,8 @@ class AnomalyDetectionModule(L.LightningModule):
         return [r.detach().cpu().numpy() for r in self.representations(batch)]
 
     def score_representations(self, reps: list[np.ndarray], sections: list[str]) -> tuple[np.ndarray, list[int]]:
-        scores = self.backend.score(reps, sections)
-        return scores, [int(score > self.decision_thresholds[s]) for score, s in zip(scores, sections)]
+        scores, models = self.backend.score_with_models(reps, sections)
+        return scores, decide(scores, models, sections, self.decision_thresholds)
 
     def test_step(self, batch: ClipBatch, batch_idx: int) -> dict:
         reps = self.batch_representations(batch)
