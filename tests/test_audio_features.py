@@ -55,6 +55,20 @@ def test_bad_audio_is_a_clear_error_naming_the_file(tmp_path, write, config, mes
     assert str(path) in str(err.value)
 
 
+@pytest.mark.parametrize("channel", ["left", "0", -1, True, [0, "right"], [], 1.5])
+def test_a_channel_that_is_not_an_index_is_a_clear_error(channel, make_cfg):
+    from hydra.errors import InstantiationException
+
+    from asd.train import train
+
+    with pytest.raises(ValueError, match=r"data.audio.channel=.*give a channel index \(0 = the first"):
+        AudioConfig(channel=channel)
+    if channel == "left":  # as a user meets it: on the command line, before any data is read
+        with pytest.raises(InstantiationException, match="data.audio.channel='left': give a channel index"):
+            train(make_cfg("machine=ToyRotor", "data.audio.channel=left"))
+    assert AudioConfig(channel=[1, 0]).channel == (1, 0) and AudioConfig(channel=1).channel == 1
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(AudioError, match="no such audio file"):
         load_audio(tmp_path / "nope.wav")

@@ -241,6 +241,19 @@ def test_no_network_is_a_clear_error_naming_the_url(tmp_path):
     assert dataset_files(root) == {}
 
 
+@pytest.mark.parametrize("inside", [False, True])
+def test_a_root_that_is_a_file_is_a_clear_error(inside, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    root = notes / "dcase2024t2" if inside else notes
+    command = [sys.executable, "-m", "asd.data.download", "--year", "2024", "--split", "dev", "--root", str(root)]
+    result = subprocess.run(command + ["--machines", "fan"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"error: --root {root}: {notes} is a file, not a folder" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert notes.read_text() == "mine"
+
+
 def test_archive_selection_and_mirror_urls():
     assert with_mirror("https://zenodo.org/records/1/files/a.zip", "http://10.0.0.1:8080/dcase/") == (
         "http://10.0.0.1:8080/dcase/records/1/files/a.zip"

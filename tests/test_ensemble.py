@@ -102,6 +102,20 @@ def test_runs_of_other_clips_or_without_training_scores_are_refused(constructed,
     assert ensemble_cli([str(a), str(b), "--out", str(a)]) == 2
 
 
+def test_an_existing_folder_is_never_written_into(constructed, tmp_path, capsys):
+    a, b, *_ = constructed
+    before = {path: path.read_bytes() for path in b.rglob("*") if path.is_file()}
+    assert ensemble_cli([str(a), str(b), "--out", str(b)]) == 2  # another finished run
+    assert f"--out {b} exists and is not an empty folder" in capsys.readouterr().err
+    assert {path: path.read_bytes() for path in b.rglob("*") if path.is_file()} == before
+    (tmp_path / "notes.txt").write_text("mine")
+    assert ensemble_cli([str(a), str(b), "--out", str(tmp_path / "notes.txt")]) == 2
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    (tmp_path / "empty").mkdir()
+    assert ensemble_cli([str(a), str(b), "--out", str(tmp_path / "empty")]) == 0
+    assert (tmp_path / "empty" / "scores.csv").is_file()
+
+
 def test_two_seeds_of_a_real_run_combine(make_cfg, tmp_path):
     from omegaconf import open_dict
 

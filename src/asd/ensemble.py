@@ -73,7 +73,8 @@ def combine_runs(run_dirs: list[Path], combine: str = "mean", percentile: float 
         fused_training = COMBINE[combine](np.stack(training_scores), axis=0)
         section = section_key(*key)
         domains = [DOMAINS[d] for d in reference_training.domains]
-        threshold = decision_thresholds(fused_training, domains, [section] * len(domains), percentile)[section]
+        # combined scores carry no model that judged them: the source threshold, as a domain-blind score's
+        threshold = decision_thresholds(fused_training, domains, [section] * len(domains), percentile)[section][0]
         for reference, scores, out in (
             (reference_test, fused_test, fused_tests),
             (reference_training, fused_training, fused_trainings),
@@ -121,8 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--combine", choices=sorted(COMBINE), default="mean")
     args = parser.parse_args(argv)
-    if args.out.resolve() in {run.resolve() for run in args.runs}:
-        print(f"error: --out {args.out} is one of the runs; choose a new folder", file=sys.stderr)
+    if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
+        # another run's folder would end up with this ensemble's scores beside its own systems
+        print(
+            f"error: --out {args.out} exists and is not an empty folder; asd.ensemble writes a new one", file=sys.stderr
+        )
         return 2
     try:
         metrics = write_ensemble(args.runs, args.out, args.combine)

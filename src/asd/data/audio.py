@@ -29,11 +29,21 @@ class AudioConfig:
     min_duration_s: float = 0.064
 
     def __post_init__(self):
-        if self.channel is not None and not isinstance(self.channel, int):
-            channels = tuple(int(c) for c in self.channel)  # a config's ListConfig becomes plain data
-            if not channels or len(set(channels)) != len(channels):
-                raise ValueError(f"data.audio.channel={list(channels)}: give distinct channel indices")
-            object.__setattr__(self, "channel", channels)
+        def is_index(value) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+        if self.channel is None or is_index(self.channel):
+            return
+        listed = not isinstance(self.channel, (str, bytes)) and hasattr(self.channel, "__iter__")
+        channels = tuple(self.channel) if listed else ()  # a config's ListConfig becomes plain data
+        if not channels or not all(is_index(c) for c in channels):
+            raise ValueError(
+                f"data.audio.channel={self.channel!r}: give a channel index (0 = the first, in DCASE 2026 the left "
+                "near microphone; 1 = the second) or a list of them, e.g. [0,1]"
+            )
+        if len(set(channels)) != len(channels):
+            raise ValueError(f"data.audio.channel={list(channels)}: give distinct channel indices")
+        object.__setattr__(self, "channel", channels)
 
     @property
     def channel_count(self) -> int:

@@ -113,6 +113,9 @@ def select_archives(year: int, split: str, machines: list[str] | None, mirror: s
 
 class Downloader:
     def __init__(self, root: str | Path, split: str, progress: bool = True):
+        existing = next(p for p in (Path(root), *Path(root).absolute().parents) if p.exists())
+        if not existing.is_dir():
+            raise DownloadError(f"--root {root}: {existing} is a file, not a folder; give the dataset folder")
         self.target = Path(root) / SPLIT_FOLDERS[split] / "raw"
         self.state = Path(root) / STATE_FOLDER
         self.progress = progress
