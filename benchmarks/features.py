@@ -3,7 +3,7 @@
     python benchmarks/features.py [--clips 200] [--seconds 10] [--repeats 3] [--profile]
 
 (a) classic: librosa.load + librosa.feature.melspectrogram, one file at a time (the DCASE
-    2020-2025 baseline's ``file_to_vectors``); (b) ours, batched torchaudio with a cold cache
+    2020-2025 baseline's ``file_to_vectors``); (b) ours, batched torch.stft log-mels with a cold cache
     (features computed and written); (c) ours with the cache warm. Prints clips/s, ratios and
     peak memory (max RSS of this process). Needs librosa: ``pip install -e ".[bench]"``.
     ``--profile`` adds torch.profiler's table of the operators that (b) spends its time in.

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -14,6 +15,16 @@ from asd.data.synthetic import generate
 from asd.train import config_dir
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``beats`` need openbeats (asd[beats]), which pins torch to 2.11 through torchaudio:
+    the dev install leaves it out, and they run where it is installed (README, "Tests")."""
+    if importlib.util.find_spec("openbeats") is None:
+        for item in items:
+            if item.get_closest_marker("beats"):
+                item.add_marker(pytest.mark.skip(reason="needs asd[beats] (openbeats), see README 'Tests'"))
+
 
 #: A MobileFaceNet small enough for CPU tests, as command-line overrides.
 TINY_MFN_OVERRIDES = ["model.width=8", "model.channels=16", "model.final_channels=32", "model.embedding_dim=16"]

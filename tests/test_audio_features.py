@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-import torchaudio
 
 from asd.data.audio import AudioConfig, AudioError, load_audio
-from asd.data.features import FeatureCache, FeatureConfig, LogMel, extract_log_mels, stack_frames
+from asd.data.features import FeatureCache, FeatureConfig, LogMel, extract_log_mels, mel_filter_bank, stack_frames
 
 
 def _tone(seconds=1.0, rate=16000, channels=1):
@@ -84,35 +83,73 @@ def test_channel_selection_and_resampling_when_configured(tmp_path):
     assert load_audio(tmp_path / "r.wav", AudioConfig(resample=True)).shape == (16000,)
 
 
-def test_log_mel_follows_the_baseline_definition():
-    waveform = torch.from_numpy(_tone(2.0))
-    log_mel = LogMel(FeatureConfig())(waveform)
-    assert log_mel.shape == (128, 2 * 16000 // 512 + 1)
+@pytest.mark.parametrize("from_rate", [44100, 48000, 32000, 8000])
+def test_resampling_keeps_a_tone_and_removes_what_the_new_rate_cannot_hold(from_rate):
+    from asd.data.audio import resample
 
-    def torchaudio_mel(power, pad_mode):
-        return torchaudio.transforms.MelSpectrogram(
-            16000,
-            n_fft=1024,
-            hop_length=512,
-            n_mels=128,
-            power=power,
-            norm="slaney",
-            mel_scale="slaney",
-            pad_mode=pad_mode,
-        )(waveform)
+    def tone(hz, rate, seconds=1.0):
+        return torch.from_numpy(np.sin(2 * np.pi * hz * np.arange(int(seconds * rate)) / rate).astype(np.float32))
 
+    resampled = resample(tone(1000, from_rate), from_rate, 16000)
+    assert resampled.shape == (16000,) and resampled.dtype == torch.float32
+    inner = slice(800, -800)  # away from the filter's edge effects
+    torch.testing.assert_close(resampled[inner], tone(1000, 16000)[inner], atol=2e-3, rtol=0)
+    if from_rate > 16000:  # 11 kHz is above the new Nyquist rate: it must not fold down to 5 kHz
+        aliased = resample(tone(11000, from_rate), from_rate, 16000)
+        assert float(aliased[inner].pow(2).mean()) < 1e-4 * 0.5
+    same = tone(1000, 16000)
+    assert resample(same, 16000, 16000) is same
+
+
+@pytest.mark.parametrize(
+    "sample_rate, n_fft, hop_length, n_mels, f_min, f_max",
+    [(16000, 1024, 512, 128, 0.0, None), (44100, 2048, 1024, 128, 50.0, None), (48000, 4096, 1024, 64, 20.0, 16000.0)],
+)
+def test_mel_filter_bank_is_librosas(sample_rate, n_fft, hop_length, n_mels, f_min, f_max):
+    import librosa
+
+    ours = mel_filter_bank(sample_rate, n_fft, n_mels, f_min, f_max)
+    theirs = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=f_min, fmax=f_max)
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-7 * theirs.max())
+
+
+@pytest.mark.parametrize(
+    "sample_rate, n_fft, hop_length", [(16000, 1024, 512), (44100, 2048, 1024), (48000, 2048, 1024)]
+)
+def test_log_mel_is_the_baselines_librosa_log_mel(sample_rate, n_fft, hop_length):
+    """The official baseline's features (librosa.feature.melspectrogram, then 20/power * log10(max(., eps)))
+    at 16 kHz and at the 44.1 and 48 kHz rates of real recordings."""
+    import librosa
+
+    rng = np.random.default_rng(0)
+    t = np.arange(2 * sample_rate) / sample_rate
+    waveform = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.normal(size=t.shape)).astype(np.float32)
     for power in (2.0, 1.0):
-        # librosa.feature.melspectrogram pads the clip's ends with zeros (pad_mode="constant")
-        reference = torchaudio_mel(power, "constant")
-        ours = LogMel(FeatureConfig(power=power))(waveform)
-        assert torch.allclose(ours, 20 / power * torch.log10(reference.clamp(min=np.finfo(np.float64).eps)), atol=1e-4)
-        reflected = torchaudio_mel(power, "reflect")
-        # torchaudio's default (reflect) differs in the first and last frames: the baseline's do not reflect
-        assert not torch.allclose(
-            ours[:, 0], 20 / power * torch.log10(reflected[:, 0] + np.finfo(np.float64).eps), atol=1e-2
+        config = FeatureConfig(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, power=power)
+        ours = LogMel(config)(torch.from_numpy(waveform)).numpy()
+        mel = librosa.feature.melspectrogram(
+            y=waveform, sr=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=128, power=power, pad_mode="constant"
         )
-    # the 440 Hz tone lands in the mel band whose centre is nearest 440 Hz, not elsewhere
-    assert 15 < int(log_mel.mean(dim=1).argmax()) < 30
+        theirs = 20.0 / power * np.log10(np.maximum(mel, np.finfo(np.float64).eps))
+        assert ours.shape == theirs.shape == (128, len(waveform) // hop_length + 1)
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=2e-3)  # dB; float32 STFTs
+        # the baseline pads the clip's ends with zeros; reflecting them (a common default) changes the first frame
+        reflected = librosa.feature.melspectrogram(
+            y=waveform, sr=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=128, power=power, pad_mode="reflect"
+        )
+        assert np.abs(ours[:, 0] - 20.0 / power * np.log10(np.maximum(reflected[:, 0], 1e-16))).max() > 0.1
+    # the 440 Hz tone lands in the mel band whose filter weighs 440 Hz most, not elsewhere
+    tone_band = mel_filter_bank(sample_rate, n_fft, 128)[:, round(440 * n_fft / sample_rate)].argmax()
+    assert abs(int(ours.mean(axis=1).argmax()) - int(tone_band)) <= 1
+
+
+def test_a_batch_and_its_clips_give_the_same_features():
+    waveforms = torch.from_numpy(np.random.default_rng(1).normal(size=(3, 2, 8000)).astype(np.float32))
+    log_mel = LogMel(FeatureConfig())
+    batch = log_mel.clips(waveforms)
+    assert batch.shape == (3, 2 * 128, 8000 // 512 + 1)
+    for clip, features in zip(waveforms, batch):
+        torch.testing.assert_close(log_mel.clip(clip), features)
 
 
 def test_stack_frames_is_frame_major_like_the_baseline():

@@ -88,7 +88,7 @@ def test_model_backend_machine_compose_and_instantiate(model, backend, machine, 
     cfg = _compose(f"model={model}", f"backend={backend}", f"machine={machine}", f"paths.root_dir={tmp_path}")
     if model in ("pretrained", "finetune"):  # weights are never downloaded: the default path is empty here
         with pytest.raises(
-            InstantiationException, match=f"{tmp_path}.*BEATs checkpoint not found.*set encoder.path="
+            InstantiationException, match=f"{tmp_path}.*Hugging Face model directory not found.*set encoder.path="
         ) as raised:
             hydra.utils.instantiate(cfg.model, backend=hydra.utils.instantiate(cfg.backend))
         assert isinstance(raised.value.__cause__, EncoderWeightsError)  # Hydra wraps the encoder's own error

@@ -76,6 +76,7 @@ def test_lora_trains_adapters_pooling_and_head_only_and_the_system_holds_only_th
         load_systems(run)
 
 
+@pytest.mark.beats
 def test_lora_in_chosen_layers_and_an_unfrozen_last_layer_of_beats(make_cfg, tmp_path):
     checkpoint = tmp_path / "beats.pt"
     build_tiny_beats_checkpoint(checkpoint)

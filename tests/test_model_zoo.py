@@ -283,6 +283,7 @@ def test_hugging_face_encoder_from_a_local_directory(tmp_path, build, dims):
     assert [r.shape for r in reps] == [(1, 2 * dims)] * 2
 
 
+@pytest.mark.beats
 def test_beats_encoder_from_an_official_layout_checkpoint(tmp_path):
     reference = build_tiny_beats_checkpoint(tmp_path / "BEATs_tiny.pt").eval()
     encoder = BEATsEncoder(str(tmp_path / "BEATs_tiny.pt"))
@@ -336,10 +337,21 @@ def test_mixup_is_the_plain_loss_when_nothing_is_mixed_in(monkeypatch):
 
 
 def test_spec_augment_masks_in_training_only():
+    from asd.models.mfn import SpecAugmentMask
+
     torch.manual_seed(0)
     module = MobileFaceNetModule(KNNBackend(), class_names=["a", "b"], freq_mask=30, time_mask=10, **TINY_MFN)
     masked = module.spec_augment(torch.ones(1, 1, 128, 40))
     assert (masked == 0).any() and (masked == 1).any()  # some bands and frames zeroed, not all
+    # each mask is one band below its width, along its own axis, drawn anew for each clip
+    frequency = SpecAugmentMask(30, axis=-2)(torch.ones(64, 2, 128, 40))
+    zeroed_bins = (frequency == 0).all(dim=-1)  # (clips, channels, bins): whole bins, every frame
+    assert ((frequency == 0).any(dim=-1) == zeroed_bins).all()
+    widths = zeroed_bins[:, 0].sum(dim=1)
+    assert widths.max() < 30 and len(set(widths.tolist())) > 5
+    assert (zeroed_bins[:, 0] == zeroed_bins[:, 1]).all()  # one band for all channels of a clip
+    time = SpecAugmentMask(10, axis=-1)(torch.ones(64, 1, 128, 40))
+    assert ((time == 0).any(dim=-2) == (time == 0).all(dim=-2)).all() and (time == 0).sum(dim=-1).max() < 10 * 128
     batch = {"features": [torch.randn(128, 40)]}
     module.eval()
     # scoring never masks: the same clip gives the same representation every time

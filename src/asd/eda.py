@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from asd.data.attributes import SPLITS, read_attributes_csv, rebuild_attributes_csv
 from asd.data.audio import AudioConfig
-from asd.data.features import FeatureCache, FeatureConfig, extract_log_mels
+from asd.data.features import FeatureCache, FeatureConfig, extract_log_mels, mel_filter_bank
 from asd.data.filenames import FileNameError, parse_file_name
 from asd.data.index import DATA_SPLIT_DIRS, audio_files, list_machines, machine_dir
 from asd.data.synthetic import ensure_dataset
@@ -224,21 +224,11 @@ def pairs(args) -> int:
 
 def _axes_values(log_mel: np.ndarray, config: FeatureConfig | None = None) -> tuple[float, np.ndarray]:
     """Duration in seconds and each mel band's centre frequency in Hz, for labelled axes."""
-    import torchaudio
-
     config = config or FeatureConfig()
-    filters = torchaudio.functional.melscale_fbanks(
-        config.n_fft // 2 + 1,
-        0.0,
-        config.sample_rate / 2,
-        config.n_mels,
-        config.sample_rate,
-        norm="slaney",
-        mel_scale="slaney",
-    )
+    filters = mel_filter_bank(config.sample_rate, config.n_fft, config.n_mels, config.f_min, config.f_max)
     fft_hz = np.linspace(0, config.sample_rate / 2, config.n_fft // 2 + 1)
     seconds = log_mel.shape[1] * config.hop_length / config.sample_rate
-    return seconds, fft_hz[np.asarray(filters.argmax(dim=0))]
+    return seconds, fft_hz[filters.argmax(axis=1)]
 
 
 def draw_pair(path_a: Path, path_b: Path, figure_path: Path, title: str) -> None:

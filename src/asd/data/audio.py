@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.signal
 import soundfile as sf
 import torch
-import torchaudio.functional as AF
 
 
 class AudioError(ValueError):
@@ -75,6 +75,17 @@ def check_wav_complete(path: Path) -> None:
             file.seek(declared + (declared & 1), 1)  # chunks are padded to an even size
 
 
+def resample(waveforms: torch.Tensor, from_rate: int, to_rate: int) -> torch.Tensor:
+    """Waveforms (..., time) at ``from_rate`` to ``to_rate``, on the same device and dtype: scipy's
+    polyphase resampler (a Kaiser-windowed low-pass at the lower Nyquist rate), in float64."""
+    if from_rate == to_rate:
+        return waveforms
+    divisor = math.gcd(int(from_rate), int(to_rate))
+    samples = waveforms.detach().cpu().double().numpy()
+    resampled = scipy.signal.resample_poly(samples, to_rate // divisor, from_rate // divisor, axis=-1)
+    return torch.from_numpy(np.ascontiguousarray(resampled)).to(device=waveforms.device, dtype=waveforms.dtype)
+
+
 def load_audio(path: str | Path, config: AudioConfig = AudioConfig()) -> torch.Tensor:
     """Read a clip as a float32 waveform at ``config.sample_rate``: (time,) for one channel,
     (channels, time) where ``config.channel`` is a list."""
@@ -110,7 +121,7 @@ def load_audio(path: str | Path, config: AudioConfig = AudioConfig()) -> torch.T
                 f"{path}: sample rate {rate} Hz, expected {config.sample_rate} Hz; "
                 "set data.audio.resample=true to resample"
             )
-        waveform = AF.resample(waveform, rate, config.sample_rate)
+        waveform = resample(waveform, rate, config.sample_rate)
     if waveform.shape[-1] < config.min_duration_s * config.sample_rate:
         raise AudioError(
             f"{path}: {waveform.shape[-1] / config.sample_rate:.3f} s long, "

@@ -12,7 +12,6 @@ from typing import Iterable
 
 import numpy as np
 import torch
-import torchaudio
 
 from asd.data.audio import AudioConfig, load_audio
 from asd.files import remove_orphaned_temporaries, write_atomically
@@ -31,38 +30,76 @@ class FeatureConfig:
     f_max: float | None = None
 
 
+#: Slaney's mel scale: 200/3 Hz per mel up to 1 kHz (15 mel), then 27 mel per factor 6.4
+SLANEY_LINEAR_HZ_PER_MEL = 200.0 / 3
+SLANEY_BREAK_HZ = 1000.0
+SLANEY_BREAK_MEL = SLANEY_BREAK_HZ / SLANEY_LINEAR_HZ_PER_MEL
+SLANEY_LOG_STEP = np.log(6.4) / 27.0
+
+
+def hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa's default, ``htk=False``): linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    mel = hz / SLANEY_LINEAR_HZ_PER_MEL
+    above = hz >= SLANEY_BREAK_HZ
+    return np.where(above, SLANEY_BREAK_MEL + np.log(np.maximum(hz, 1e-12) / SLANEY_BREAK_HZ) / SLANEY_LOG_STEP, mel)
+
+
+def mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    hz = SLANEY_LINEAR_HZ_PER_MEL * mel
+    above = mel >= SLANEY_BREAK_MEL
+    return np.where(above, SLANEY_BREAK_HZ * np.exp(SLANEY_LOG_STEP * (mel - SLANEY_BREAK_MEL)), hz)
+
+
+def mel_filter_bank(sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0, f_max: float | None = None) -> np.ndarray:
+    """(n_mels, n_fft // 2 + 1) triangular filters on Slaney's mel scale, each scaled to unit area
+    (``norm="slaney"``): librosa's ``filters.mel`` in closed form (tested equal to it), so the
+    features need neither librosa's dependencies nor torchaudio, whose builds pin one torch version."""
+    f_max = sample_rate / 2 if f_max is None else f_max
+    fft_hz = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
+    edges = mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2))
+    widths = np.diff(edges)
+    distance = edges[:, None] - fft_hz[None, :]
+    rising = -distance[:-2] / widths[:-1, None]
+    falling = distance[2:] / widths[1:, None]
+    filters = np.maximum(0.0, np.minimum(rising, falling))
+    return filters * (2.0 / (edges[2:] - edges[:-2]))[:, None]
+
+
 class LogMel(torch.nn.Module):
     """Waveforms (..., time) -> log-mel (..., n_mels, frames), as ``20/power * log10(max(mel, eps))``.
 
-    The DCASE baselines' librosa log-mel with torchaudio: centred frames with zero padding at the
-    clip's ends (librosa's ``pad_mode="constant"``; torchaudio's default reflects, which changes
-    the first and last frames), Slaney mel filterbank; the power spectrum is taken as re² + im² of the
-    complex STFT, which costs a third of ``abs().pow(2)`` (the square root of ``abs`` was the
-    largest single cost of feature extraction, see experiments/benchmarks.md).
+    The DCASE baselines' librosa log-mel on ``torch.stft``: a periodic Hann window of ``n_fft``,
+    centred frames with zero padding at the clip's ends (librosa's ``pad_mode="constant"``), Slaney
+    mel filterbank (:func:`mel_filter_bank`); the power spectrum is taken as re² + im² of the complex
+    STFT, which costs a third of ``abs().pow(2)`` (the square root of ``abs`` was the largest single
+    cost of feature extraction, see experiments/benchmarks.md).
     """
 
     def __init__(self, config: FeatureConfig = FeatureConfig()):
         super().__init__()
         self.config = config
-        self.stft = torchaudio.transforms.Spectrogram(
-            n_fft=config.n_fft, hop_length=config.hop_length, power=None, pad_mode="constant"
-        )
-        self.mel_scale = torchaudio.transforms.MelScale(
-            n_mels=config.n_mels,
-            sample_rate=config.sample_rate,
-            f_min=config.f_min,
-            f_max=config.f_max,
-            n_stft=config.n_fft // 2 + 1,
-            norm="slaney",
-            mel_scale="slaney",
-        )
+        self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
+        filters = mel_filter_bank(config.sample_rate, config.n_fft, config.n_mels, config.f_min, config.f_max)
+        self.register_buffer("filters", torch.from_numpy(filters).float(), persistent=False)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        spectrum = self.stft(waveform)
+        flat = waveform.reshape(-1, waveform.shape[-1])
+        spectrum = torch.stft(
+            flat,
+            self.config.n_fft,
+            self.config.hop_length,
+            window=self.window,
+            center=True,
+            pad_mode="constant",
+            return_complex=True,
+        )
+        spectrum = spectrum.reshape(*waveform.shape[:-1], *spectrum.shape[-2:])
         energy = spectrum.real.square() + spectrum.imag.square()
         if self.config.power != 2.0:
             energy = energy.pow(self.config.power / 2.0)
-        mel = self.mel_scale(energy)
+        mel = torch.matmul(self.filters, energy)
         return 20.0 / self.config.power * torch.log10(mel.clamp(min=torch.finfo(torch.float64).eps))
 
     def clips(self, waveforms: torch.Tensor) -> torch.Tensor:

@@ -16,8 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torchaudio.functional as AF
 from torch import nn
+
+from asd.data.audio import resample
+from asd.extras import require_extra
 
 
 class EncoderWeightsError(FileNotFoundError):
@@ -46,7 +48,7 @@ def require_one_channel(model: str, in_channels: int) -> None:
 def at_encoder_rate(encoder: nn.Module, waveforms: torch.Tensor, sample_rate: int) -> torch.Tensor:
     """Waveforms at ``sample_rate`` resampled to the encoder's own rate, where they differ."""
     if encoder.sample_rate != sample_rate:
-        return AF.resample(waveforms, sample_rate, encoder.sample_rate)
+        return resample(waveforms, sample_rate, encoder.sample_rate)
     return waveforms
 
 
@@ -59,6 +61,7 @@ class HuggingFaceEncoder(nn.Module):
 
     def __init__(self, path: str, layer: int | None = None):
         super().__init__()
+        require_extra("pretrained", "encoder=hf (a transformers model)")
         from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
 
         directory = _require(
@@ -104,6 +107,7 @@ class BEATsEncoder(nn.Module):
 
     def __init__(self, path: str, layer: int | None = None):
         super().__init__()
+        require_extra("beats", "encoder=beats (BEATs)")
         from openbeats.beats_encoder import BeatsEncoder
 
         file = _require(

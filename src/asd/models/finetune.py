@@ -16,11 +16,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from peft import LoraConfig, inject_adapter_in_model
 from torch import nn
 
 from asd.backends import ScoringBackend
 from asd.data.datamodule import ClipBatch
+from asd.extras import require_extra
 from asd.models.base import AnomalyDetectionModule
 from asd.models.encoders import at_encoder_rate, require_one_channel
 from asd.models.heads import MarginClassifierMixin, check_margin_loss
@@ -96,6 +96,9 @@ class FineTunedEncoderModule(MarginClassifierMixin, AnomalyDetectionModule):
         encoder.requires_grad_(False)
         layers_name, layers = transformer_layers(encoder)
         if lora_rank > 0:
+            require_extra("pretrained", "model=finetune (LoRA adapters, peft)")
+            from peft import LoraConfig, inject_adapter_in_model
+
             config = LoraConfig(
                 r=lora_rank,
                 lora_alpha=lora_alpha,

@@ -14,7 +14,6 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchaudio
 from torch import nn
 
 from asd.backends import ScoringBackend
@@ -30,6 +29,26 @@ def stack_cropped(tensors: list[torch.Tensor]) -> torch.Tensor:
     """Stack clips along a new batch axis, cropping to the shortest (real DCASE clips are equal)."""
     length = min(t.shape[-1] for t in tensors)
     return torch.stack([t[..., :length] for t in tensors])
+
+
+class SpecAugmentMask(nn.Module):
+    """SpecAugment's frequency (``axis=-2``) or time (``axis=-1``) mask: per clip, a band of a
+    uniformly drawn width below ``max_width`` at a uniformly drawn place is set to zero. Written here
+    because torchaudio, which had it, pins torch to one version; each clip gets its own band."""
+
+    def __init__(self, max_width: int, axis: int):
+        super().__init__()
+        self.max_width, self.axis = max_width, axis
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size, batch = x.shape[self.axis], x.shape[0]
+        width = (torch.rand(batch, device=x.device) * min(self.max_width, size)).long()
+        start = (torch.rand(batch, device=x.device) * (size - width + 1)).long()
+        positions = torch.arange(size, device=x.device)
+        band = (positions >= start[:, None]) & (positions < (start + width)[:, None])  # (batch, size)
+        shape = [batch] + [1] * (x.dim() - 1)
+        shape[self.axis] = size
+        return x.masked_fill(band.reshape(shape), 0.0)
 
 
 class MobileFaceNetModule(MarginClassifierMixin, AnomalyDetectionModule):
@@ -71,9 +90,9 @@ class MobileFaceNetModule(MarginClassifierMixin, AnomalyDetectionModule):
         self.build_frontend()
         augment = []
         if freq_mask:
-            augment.append(torchaudio.transforms.FrequencyMasking(freq_mask))
+            augment.append(SpecAugmentMask(freq_mask, axis=-2))
         if time_mask:
-            augment.append(torchaudio.transforms.TimeMasking(time_mask))
+            augment.append(SpecAugmentMask(time_mask, axis=-1))
         self.spec_augment = nn.Sequential(*augment)
         self.shift_classes = tuple(shift_classes)
         self.class_names: list[str] = []
