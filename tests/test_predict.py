@@ -353,5 +353,6 @@ def test_a_system_saved_by_an_earlier_version_still_loads_and_scores_the_same(sy
     expected = pd.read_csv(FIXTURE / "expected_scores.csv")
     files = [synthetic_root / "dev_data" / "raw" / "ToyRotor" / "test" / name for name in expected["name"]]
     rows = score_files(system, "ToyRotor/section_00", files)
-    np.testing.assert_allclose([r["anomaly_score"] for r in rows], expected["anomaly_score"], rtol=1e-6)
+    # rtol 1e-5: the float32 STFT of another torch build rounds differently (1.4e-6 seen with torch 2.15)
+    np.testing.assert_allclose([r["anomaly_score"] for r in rows], expected["anomaly_score"], rtol=1e-5)
     assert [r["decision"] for r in rows] == list(expected["decision"])

@@ -107,9 +107,9 @@ class ScoringBackend(ABC):
         self, representations: Sequence[np.ndarray], sections: Sequence[Hashable]
     ) -> tuple[np.ndarray, np.ndarray]:
         """Each clip's score and which of its section's models gave it: a domain-wise back-end scores a
-        clip under one model per domain and keeps the smallest, and the index of that model (0 for a
-        back-end with one model) says which domain the clip was judged as. Decision thresholds are
-        fitted per model (asd.models.base.decision_thresholds): no test label is needed for that."""
+        clip under one model per domain (source first) and keeps the smallest, and the index of that
+        model (0 for a back-end with one model) says which domain the clip was judged as: the clip is
+        decided by that domain's threshold (asd.models.base.decide), with no test label needed."""
         scores, models = np.empty(len(representations)), np.zeros(len(representations), dtype=int)
         grouped: dict[Hashable, list[int]] = defaultdict(list)
         for i, section in enumerate(sections):

@@ -107,9 +107,6 @@ class BEATsEncoder(nn.Module):
 
     def __init__(self, path: str, layer: int | None = None):
         super().__init__()
-        require_extra("beats", "encoder=beats (BEATs)")
-        from openbeats.beats_encoder import BeatsEncoder
-
         file = _require(
             path,
             "BEATs checkpoint",
@@ -121,6 +118,9 @@ class BEATsEncoder(nn.Module):
             raise EncoderWeightsError(f"{file}: not a readable torch checkpoint ({err})") from err
         if not isinstance(checkpoint, dict) or not {"cfg", "model"} <= checkpoint.keys():
             raise EncoderWeightsError(f"{file}: not an official BEATs checkpoint (expected the keys 'cfg' and 'model')")
+        require_extra("beats", "encoder=beats (BEATs)")
+        from openbeats.beats_encoder import BeatsEncoder
+
         self.encoder = BeatsEncoder(input_size=0, beats_config=dict(checkpoint["cfg"]), max_layer=layer)
         result = self.encoder.load_state_dict(checkpoint["model"], strict=False)
         missing = [k for k in result.missing_keys if "_pad" not in k]  # padding helpers are not in the checkpoint
