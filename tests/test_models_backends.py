@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from asd.backends import MahalanobisBackend, MSEBackend, StandardisedErrorBackend
 from asd.evaluation.threshold import fit_gamma_threshold
@@ -194,3 +195,35 @@ def test_thresholds_per_domain_model_flag_each_domain_at_the_stated_rate(backend
         source_only = thresholds["s"][0]
         target_scores, _ = chosen.score_with_models(test["target"], ["s"] * 400)
         assert np.mean(target_scores > source_only) > 0.5
+
+
+@pytest.mark.parametrize(
+    "backend, parameters, message",
+    [
+        ("knn", {"k_source": -3}, "backend.k_source must be at least 1, got -3"),
+        ("knn", {"k_target": 2.5}, "backend.k_target must be an integer, got 2.5"),
+        ("knn", {"smote_ratio": 0}, "backend.smote_ratio must be in (0, 1], got 0"),
+        ("knn", {"smote_target": "yes"}, "backend.smote_target must be true or false, got 'yes'"),
+        (
+            "knn",
+            {"density_normalise": "banks"},
+            "backend.density_normalise must be one of bank, member, none; got 'banks'",
+        ),
+        ("lof", {"n_neighbors": 0}, "backend.n_neighbors must be at least 1, got 0"),
+        ("lof", {"metric": "cosin"}, "backend.metric must be one of"),
+        ("selective_mahalanobis", {"block_size": "128"}, "backend.block_size must be an integer, got '128'"),
+        ("fusion", {"combine": "median"}, "backend.combine must be one of max, mean, min; got 'median'"),
+    ],
+)
+def test_backend_parameters_are_checked_where_the_backend_is_built(backend, parameters, message):
+    from hydra import compose, initialize_config_dir
+
+    from asd.backends import BackendConfigError, build_backend
+    from asd.train import config_dir
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("train", overrides=[f"backend={backend}"])
+    config = {**OmegaConf.to_container(cfg.backend, resolve=True), **parameters}
+    with pytest.raises(BackendConfigError) as raised:
+        build_backend(config)
+    assert message in str(raised.value)

@@ -105,8 +105,6 @@ def test_a_run_without_representations_is_a_clear_error(run_cli, tmp_path):
     [
         ("backend.k_source=-3", "backend.k_source must be at least 1, got -3"),
         ("backend.k_source=abc", "backend.k_source must be an integer, got 'abc'"),
-        ("backend.smote_ratio=0", "backend.smote_ratio must be in (0, 1], got 0"),
-        ("backend.density_normalise=banks", "backend.density_normalise must be one of bank, member, none; got 'banks'"),
     ],
 )
 def test_a_backend_parameter_out_of_range_is_refused_naming_the_key(setting, message, knn_run, tmp_path):
