@@ -1,5 +1,6 @@
 """asd.report on hand-made multirun folders: the per-year official scores and bad folders."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -161,3 +162,37 @@ def test_jobs_that_differ_only_in_seed_are_pooled_into_mean_and_std(tmp_path):
         199 * seeds.loc["official score", "ci95 mean"], rel=1e-9
     )
     assert "## Over seeds" in (sweep / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("year", [2021, 2024])
+def test_a_runs_official_score_is_its_years_everywhere(year, run_cli, synthetic_root, tmp_path):
+    """The number printed at the end of a run, in summary.csv, in the logged metrics (TensorBoard's and
+    the sweep objective's source), and in asd.report's summary is one number: the data year's."""
+    sweep = tmp_path / "sweep"
+    done = run_cli(
+        "asd.train",
+        "-m",
+        f"data=dcase{year}",
+        f"data.root={synthetic_root}",
+        "machine=ToyRotor",
+        "trainer.max_epochs=1",
+        "logger=csv",
+        "callbacks.epoch_evaluation=null",
+        "callbacks.progress_bar.refresh_rate=0",
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    (job,) = [d for d in sweep.iterdir() if (d / "scores.csv").is_file()]
+    (section,) = read_clip_scores(job / "scores.csv")
+    expected = official_score([year_section_metrics(section, year)], year)
+    if year == 2021:  # the definitions differ on these scores, so the test tells them apart
+        assert abs(expected - official_score([section.metrics()])) > 1e-4
+    summary = pd.read_csv(job / "summary.csv").set_index("machine")
+    assert summary.loc["official score", "score"] == pytest.approx(100 * expected, abs=1e-9)
+    logged = pd.concat(pd.read_csv(f) for f in job.rglob("metrics.csv"))
+    assert logged["test/official_score"].dropna().iloc[-1] == pytest.approx(expected, abs=1e-6)
+    printed = re.search(r"official score\s+([0-9.]+)", done.stderr + done.stdout)
+    assert float(printed.group(1)) == pytest.approx(100 * expected, abs=0.01)
+    report = pd.read_csv(sweep / "summary.csv")
+    reported = report[(report["machine"] == "official score") & (report["status"] == "ok")]["score"]
+    assert float(reported.iloc[0]) == pytest.approx(100 * expected, abs=1e-6)

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from asd.backends.fusion import COMBINE, z_normaliser
 from asd.data.index import run_data_splits
@@ -93,15 +93,14 @@ def combine_runs(run_dirs: list[Path], combine: str = "mean", percentile: float 
     return fused_tests, fused_trainings
 
 
-def data_splits(run_dir: Path) -> dict[str, str] | None:
-    """Each machine type's data split as the run read it (an ensemble: as its first member did); a
-    run on ``data.data_split=dev+eval`` is scored per split."""
+def run_config(run_dir: Path) -> DictConfig | None:
+    """The config a run was trained with (an ensemble: its first member's); None for a folder of
+    scores alone."""
     config = run_dir / ".hydra" / "config.yaml"
     if config.is_file():
-        cfg = OmegaConf.load(config)
-        return run_data_splits(cfg)
+        return OmegaConf.load(config)
     members = run_dir / "members.txt"
-    return data_splits(Path(members.read_text().split("\n")[0])) if members.is_file() else None
+    return run_config(Path(members.read_text().split("\n")[0])) if members.is_file() else None
 
 
 def write_ensemble(run_dirs: list[Path], out_dir: Path, combine: str = "mean") -> dict[str, float]:
@@ -111,7 +110,11 @@ def write_ensemble(run_dirs: list[Path], out_dir: Path, combine: str = "mean") -
     sections, training = combine_runs(run_dirs, combine)
     for s in sections:
         write_section(out_dir / "submission", s.machine, s.section_id, s.file_names, s.scores, s.decisions)
-    metrics = write_results(out_dir, sections, training, data_splits(run_dirs[0]))
+    cfg = run_config(run_dirs[0])
+    # each machine type's split as the first run read it (dev+eval runs are scored per split), and the
+    # data's year; a folder of scores alone: one split, the current definition
+    splits, year = (run_data_splits(cfg), int(cfg.data.year)) if cfg is not None else (None, 2024)
+    metrics = write_results(out_dir, sections, training, splits, year)
     write_text(out_dir / "members.txt", "".join(f"{run.resolve()}\n" for run in run_dirs))
     return metrics
 

@@ -87,7 +87,7 @@ def score_run(cfg: DictConfig) -> dict[str, float]:
             OmegaConf.create({"model": model_cfg, "backend": chosen}),
         )
     write_text(output_dir / "scored_run.txt", f"{run_dir.resolve()}\n")
-    return write_results(output_dir, sections, training, splits)
+    return write_results(output_dir, sections, training, splits, int(run_cfg.data.year))
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="score")

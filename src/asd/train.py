@@ -29,7 +29,7 @@ from asd.evaluation.callback import (
     section_results,
     sections_by_split,
 )
-from asd.evaluation.metrics import SectionResult, official_score, write_clip_scores, write_result_csv
+from asd.evaluation.metrics import SectionResult, write_clip_scores, write_result_csv, year_official_score
 from asd.files import write_text
 from asd.representations import save_representations
 from asd.system import save_system
@@ -101,18 +101,20 @@ def resume_checkpoint(cfg: DictConfig, loggers: list, output_dir: Path) -> str |
     return str(checkpoint)
 
 
-def summary_table(sections: list[SectionResult], splits: dict[str, str] | None = None) -> pd.DataFrame:
-    """Per machine type and section: AUC (source), AUC (target), pAUC and their harmonic mean, in %;
-    then the official score, one per data split where ``splits`` (machine type -> split) has several."""
+def summary_table(sections: list[SectionResult], year: int, splits: dict[str, str] | None = None) -> pd.DataFrame:
+    """Per machine type and section: AUC (source), AUC (target), pAUC and the section's score, in %;
+    then the official score, one per data split where ``splits`` (machine type -> split) has several.
+    Scores follow the definition of the data's ``year`` (a 2021 section: the harmonic mean of its
+    per-domain AUC and pAUC)."""
     rows = []
     for section in sorted(sections, key=lambda s: (s.machine, s.section_id)):
         m = section.metrics()
         values = [m["AUC (source)"], m["AUC (target)"], m["pAUC"]]
-        rows.append([section.machine, section.section_id, *values, official_score([m])])
+        rows.append([section.machine, section.section_id, *values, year_official_score([section], year)])
     table = pd.DataFrame(rows, columns=["machine", "section", "AUC (source)", "AUC (target)", "pAUC", "score"])
     for split, members in sections_by_split(sections, splits).items():
         label = f"official score ({split})" if split else "official score"
-        table.loc[len(table)] = [label, "", None, None, None, official_score([s.metrics() for s in members])]
+        table.loc[len(table)] = [label, "", None, None, None, year_official_score(members, year)]
     numeric = ["AUC (source)", "AUC (target)", "pAUC", "score"]
     table[numeric] = table[numeric].astype(float) * 100
     return table
@@ -132,15 +134,20 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     if rank_zero_only.rank != 0:  # under DDP, other ranks computed the same sections; rank 0 writes
         return {}, {"sections": sections}
     splits = run_data_splits(cfg)
-    return write_results(output_dir, sections, training, splits), {"sections": sections}
+    return write_results(output_dir, sections, training, splits, int(cfg.data.year)), {"sections": sections}
 
 
 def write_results(
-    output_dir: Path, sections: list[SectionResult], training: list[SectionResult], splits: dict[str, str] | None
+    output_dir: Path,
+    sections: list[SectionResult],
+    training: list[SectionResult],
+    splits: dict[str, str] | None,
+    year: int,
 ) -> dict[str, float]:
     """A run's result files (training_scores.csv, result.csv, scores.csv, summary.csv) and its metrics
-    (``splits``: each machine type's data split, to score each split on its own); the submission CSVs
-    are written by the evaluation (asd.train), asd.score or asd.ensemble."""
+    (``splits``: each machine type's data split, to score each split on its own; ``year``: the data's,
+    whose official score definition counts); the submission CSVs are written by the evaluation
+    (asd.train), asd.score or asd.ensemble."""
     if training:  # the training clips' out-of-sample scores: what asd.ensemble normalises by
         write_clip_scores(output_dir / "training_scores.csv", training)
     if not sections:
@@ -150,10 +157,10 @@ def write_results(
         # the official evaluator's result file scores one split's machine types
         write_result_csv(output_dir / (f"result_{split}.csv" if split else "result.csv"), members, with_ci95=False)
     write_clip_scores(output_dir / "scores.csv", sections)
-    table = summary_table(sections, splits)
+    table = summary_table(sections, year, splits)
     write_text(output_dir / "summary.csv", table.to_csv(index=False))
     log.info("results (%%) for %s:\n%s", output_dir, table.to_string(index=False, float_format="%.2f", na_rep=""))
-    return section_metric_logs(sections, splits=splits)
+    return section_metric_logs(sections, year, splits=splits)
 
 
 def run_job(cfg: DictConfig, job: Callable[[DictConfig], dict[str, float]]) -> float | None:

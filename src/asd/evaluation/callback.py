@@ -11,7 +11,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from asd.evaluation.metrics import SECTION_COLUMNS, SectionResult, official_score
+from asd.evaluation.metrics import SECTION_COLUMNS, SectionResult, year_official_score
 from asd.evaluation.submission import write_section
 from asd.vocabulary import DOMAIN_CODES, LABEL_CODES, section_key
 
@@ -64,11 +64,11 @@ def sections_by_split(sections: list[SectionResult], splits: dict[str, str] | No
 
 
 def section_metric_logs(
-    sections: list[SectionResult], prefix: str = "", splits: dict[str, str] | None = None
+    sections: list[SectionResult], year: int, prefix: str = "", splits: dict[str, str] | None = None
 ) -> dict[str, float]:
-    """``<prefix><machine>/section_XX/<metric>`` for every section, and ``<prefix>official_score``;
-    for sections of several splits, ``<prefix>official_score/<split>`` each and ``<prefix>official_score``
-    the development split's (what a sweep tunes on)."""
+    """``<prefix><machine>/section_XX/<metric>`` for every section, and ``<prefix>official_score`` by
+    the definition of the data's ``year``; for sections of several splits, ``<prefix>official_score/<split>``
+    each and ``<prefix>official_score`` the development split's (what a sweep tunes on)."""
     metrics = {}
     for section in sections:
         values = section.metrics()
@@ -80,9 +80,7 @@ def section_metric_logs(
         )
     by_split = sections_by_split(sections, splits)
     for split, members in by_split.items():
-        metrics[f"{prefix}official_score" + (f"/{split}" if split else "")] = official_score(
-            [s.metrics() for s in members]
-        )
+        metrics[f"{prefix}official_score" + (f"/{split}" if split else "")] = year_official_score(members, year)
     if "" not in by_split:
         metrics[f"{prefix}official_score"] = metrics[f"{prefix}official_score/{'dev' if 'dev' in by_split else 'eval'}"]
     return metrics
@@ -139,7 +137,8 @@ class OfficialEvaluationCallback(L.Callback):
             )
         if not self.sections:
             return
-        self.metrics = section_metric_logs(self.sections, prefix="test/", splits=trainer.datamodule.machine_splits)
+        datamodule = trainer.datamodule
+        self.metrics = section_metric_logs(self.sections, datamodule.year, "test/", datamodule.machine_splits)
         pl_module.log_dict(self.metrics, rank_zero_only=True)
 
     def _gather_from_all_ranks(self, pl_module) -> None:
@@ -180,4 +179,4 @@ class EpochEvaluationCallback(L.Callback):
             collected.update(zip(batch["index"].tolist(), zip(scores.tolist(), decisions)))
         pl_module.train(was_training)
         sections = list(section_results([c.info for c in datamodule.test_clips], collected, labelled=True).values())
-        pl_module.log_dict(section_metric_logs(sections, prefix="epoch/"))
+        pl_module.log_dict(section_metric_logs(sections, datamodule.year, prefix="epoch/"))

@@ -260,6 +260,12 @@ def score_definition_year(year: int) -> int:
     return min(year, 2022)
 
 
+def year_official_score(sections: list[SectionResult], year: int) -> float:
+    """The official score of ``year`` over these sections: the one number every place shows (the
+    end of a run, summary.csv, TensorBoard, the sweep objective, asd.report)."""
+    return official_score([year_section_metrics(s, year) for s in sections], year)
+
+
 def year_section_metrics(section: SectionResult, year: int) -> dict[str, float]:
     """The metrics that enter ``year``'s official score, for one section."""
     definition = score_definition_year(year)
