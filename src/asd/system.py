@@ -9,7 +9,8 @@ someone else cannot run anything, and a system keeps loading when a class change
 * ``state_dict``: the module's weights, less the frozen pretrained encoder's, which are rebuilt
   from ``encoder.path`` and checked against ``base_fingerprint`` (a SHA-256 of their values): a
   fine-tuned encoder's system holds its adapters, pooling and head only;
-* ``class_names``, ``backend_states`` (kNN banks, covariances, … as tensors), ``decision_thresholds``;
+* ``class_names``, ``backend_states`` (kNN banks, covariances, … as tensors), ``decision_thresholds``
+  (per section: source, then target where fitted; a system of an earlier version holds one number);
 * ``feature_config`` and ``audio_config``.
 
 A system file is something users pass to each other, so loading one builds only the classes this
