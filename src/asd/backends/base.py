@@ -7,7 +7,9 @@ from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
 
+import hydra
 import numpy as np
+from hydra.errors import InstantiationException
 
 
 class BackendConfigError(ValueError):
@@ -46,9 +48,6 @@ def checked_choice(key: str, value, choices: Sequence[str]) -> str:
 def build_backend(config) -> ScoringBackend:
     """The back-end a config (``_target_`` and parameters) describes; a parameter out of range is a
     :class:`BackendConfigError` naming its key, not Hydra's wrapper around it."""
-    import hydra
-    from hydra.errors import InstantiationException
-
     try:
         return hydra.utils.instantiate(config)
     except InstantiationException as err:
