@@ -33,30 +33,32 @@ from asd.vocabulary import LABELS, section_key
 log = logging.getLogger(__name__)
 
 
-def class_name(info: ClipInfo) -> str:
-    """The classification target of a clip: machine, section and attribute combination.
+def class_name(info: ClipInfo, with_domain: bool = False) -> str:
+    """The classification target of a clip: machine, section and attribute combination, and its
+    domain where ``with_domain`` (ASDKit's classes: machine x section x attributes x domain).
 
     Where a name conceals its attributes (``noAttribute``) and no correspondence file gave
     them back, the domain stands in, so source and target still form separate classes.
     """
     attributes = format_attributes(info.attributes) or info.domain
-    return f"{section_key(info.machine, info.section_id)}/{attributes}"
+    domain = f"/{info.domain}" if with_domain and attributes != info.domain else ""
+    return f"{section_key(info.machine, info.section_id)}/{attributes}{domain}"
 
 
 class ClipDataset(Dataset):
     """Log-mels (and optionally waveforms) of clips, each item carrying its position so
-    results map back to metadata, and its class index where classes are given."""
+    results map back to metadata, and its class index (``labels``; -1: none)."""
 
     def __init__(
         self,
         clips: Sequence[Clip],
         log_mels: Sequence[np.ndarray],
-        class_index: dict[str, int] | None = None,
+        labels: Sequence[int],
         audio_config: AudioConfig | None = None,
     ):
         self.clips = list(clips)
         self.log_mels = [torch.from_numpy(np.asarray(m, dtype=np.float32)) for m in log_mels]
-        self.class_index = class_index or {}
+        self.labels = list(labels)
         self.audio_config = audio_config
 
     def __len__(self) -> int:
@@ -69,7 +71,7 @@ class ClipDataset(Dataset):
             "index": i,
             "section": section_key(info.machine, info.section_id),
             "domain": info.domain,
-            "label": self.class_index.get(class_name(info), -1),
+            "label": self.labels[i],
         }
         if self.audio_config is not None:
             item["waveform"] = load_audio(self.clips[i].path, self.audio_config)
@@ -137,6 +139,10 @@ class ClipSource(Protocol):
     @property
     def has_test_labels(self) -> bool: ...
 
+    def class_of(self, clip: Clip) -> str:
+        """The classification target of a clip (:func:`class_name`, with the domain where ``domain_in_class``)."""
+        return class_name(clip.info, self.domain_in_class)
+
     def train_clip_dataloader(self) -> DataLoader: ...
 
     def test_dataloader(self) -> DataLoader: ...
@@ -201,6 +207,7 @@ class DCASEDataModule(L.LightningDataModule):
         shuffle_seed: int = 0,
         validation_split: float = 0.0,
         balanced_sampling: bool = False,
+        domain_in_class: bool = False,
     ):
         super().__init__()
         if input not in ("frames", "clips", "waveforms"):
@@ -236,6 +243,7 @@ class DCASEDataModule(L.LightningDataModule):
         self.shuffle_seed = shuffle_seed
         self.validation_split = validation_split
         self.balanced_sampling = balanced_sampling
+        self.domain_in_class = domain_in_class
         if validation_split:
             # Only then a validation loop: Lightning runs one (or warns of its absence) whenever a
             # datamodule has val_dataloader.
@@ -250,7 +258,11 @@ class DCASEDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         if self.synthetic_seed is not None:
             ensure_dataset(
-                self.root, seed=self.synthetic_seed, channels=self.synthetic_channels, profile=self.synthetic_profile
+                self.root,
+                seed=self.synthetic_seed,
+                channels=self.synthetic_channels,
+                profile=self.synthetic_profile,
+                year=self.year,
             )
         elif not self.root.is_dir():
             raise DatasetError(
@@ -295,11 +307,15 @@ class DCASEDataModule(L.LightningDataModule):
                     f"{self.n_frames} of them ({len(short)} such clips)"
                 )
         self._check_test_labels()
-        self.class_names = sorted({class_name(c.info) for c in self.train_clips})
+        self.class_names = sorted({self.class_of(c) for c in self.train_clips})
         class_index = {name: i for i, name in enumerate(self.class_names)}
         waveforms = self.audio_config if self.input == "waveforms" else None
-        self._train_set = ClipDataset(self.train_clips, [by_path[c.path] for c in self.train_clips], class_index, waveforms)
-        self._test_set = ClipDataset(self.test_clips, [by_path[c.path] for c in self.test_clips], class_index, waveforms)
+        self._train_set, self._test_set = (
+            ClipDataset(
+                clips, [by_path[c.path] for c in clips], [class_index.get(self.class_of(c), -1) for c in clips], waveforms
+            )
+            for clips in (self.train_clips, self.test_clips)
+        )
         if self.cache is not None:
             log.info("feature cache: %d hits, %d misses", self.cache.hits, self.cache.misses)
 
@@ -321,7 +337,7 @@ class DCASEDataModule(L.LightningDataModule):
     @property
     def labelled_machines(self) -> set[str]:
         """:func:`asd.data.index.labelled_machines` of this run's test clips."""
-        return labelled_machines([c.info for c in self.test_clips], self.machine_splits)
+        return labelled_machines([c.info for c in self.test_clips], self.machine_splits, self.year)
 
     @property
     def has_test_labels(self) -> bool:
@@ -345,13 +361,17 @@ class DCASEDataModule(L.LightningDataModule):
             sampler = EpochSeededSampler(len(vectors), self.shuffle_seed)
             return DataLoader(TensorDataset(vectors), batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers)
         if self.balanced_sampling:
-            groups = [f"{class_name(c.info)}|{c.info.domain}" for c in self.train_clips]
+            groups = [f"{self.class_of(c)}|{c.info.domain}" for c in self.train_clips]
             return self._clip_loader(self._train_set, sampler=BalancedEpochSampler(groups, self.shuffle_seed))
         return self._clip_loader(self._train_set, sampler=EpochSeededSampler(len(self._train_set), self.shuffle_seed))
 
     def _validation_dataloader(self) -> DataLoader:
         _, vectors = self._frame_vectors()
         return DataLoader(TensorDataset(vectors), batch_size=self.batch_size, num_workers=self.num_workers)
+
+    def class_of(self, clip: Clip) -> str:
+        """The classification target of a clip (:func:`class_name`, with the domain where ``domain_in_class``)."""
+        return class_name(clip.info, self.domain_in_class)
 
     def train_clip_dataloader(self) -> DataLoader:
         return self._clip_loader(self._train_set)

@@ -30,7 +30,9 @@ def margin_head(hparams, embedding_dim: int, n_classes: int) -> ArcMarginHead:
         scale=hparams.scale,
         margin=0.0 if adaptive else hparams.margin,
         adaptive_scale=adaptive,
+        adapt_scale=hparams.get("adapt_scale", True),
         sub_centers=hparams.sub_centers if hparams.loss in ("sc_adacos", "adaproj") else 1,
+        trainable_centers=hparams.get("trainable_centers", True),
         projection=hparams.loss == "adaproj",
     )
 
@@ -47,18 +49,22 @@ class MarginClassifierMixin:
         """Outputs of the head for the data's classes (subclasses may add classes of their own)."""
         return n_classes
 
+    def head_inputs(self) -> int:
+        """The width of the embedding the head reads."""
+        return self.hparams.embedding_dim
+
     def mixup_loss(
-        self, embeddings: torch.Tensor, labels: torch.Tensor, order: torch.Tensor, lam: float
+        self, embeddings: torch.Tensor, labels: torch.Tensor, order: torch.Tensor, lam: float | torch.Tensor
     ) -> torch.Tensor:
         """The loss of embeddings of mixed clips (a share ``lam`` of each clip, the rest of clip
-        ``order[i]``): each class's margin loss, weighted by its share."""
-        return lam * F.cross_entropy(self.head(embeddings, labels), labels) + (1 - lam) * F.cross_entropy(
-            self.head(embeddings, labels[order]), labels[order]
-        )
+        ``order[i]``; one share for the batch or one per clip): each class's margin loss, weighted by its share."""
+        first = F.cross_entropy(self.head(embeddings, labels), labels, reduction="none")
+        second = F.cross_entropy(self.head(embeddings, labels[order]), labels[order], reduction="none")
+        return (lam * first + (1 - lam) * second).mean()
 
     def _build_head(self, class_names: list[str]) -> None:
         self.class_names = list(class_names)
-        self.head = margin_head(self.hparams, self.hparams.embedding_dim, self.head_classes(len(class_names)))
+        self.head = margin_head(self.hparams, self.head_inputs(), self.head_classes(len(class_names)))
 
     def setup(self, stage: str) -> None:
         if self.head is None:

@@ -182,7 +182,8 @@ class ArcMarginHead(nn.Module):
     class's logit is the log of the summed exponentials of its centres' scaled cosines, so that
     the softmax over classes sums the probabilities of each class's centres: with AdaCos this is
     sub-cluster AdaCos (Wilkinghoff, SC-AdaCos; ``trainable_centers=False`` keeps the centres at
-    their random start, as the original). Logits are per class either way.
+    their random start, as the original). Logits are per class either way. ``adapt_scale=False``
+    keeps AdaCos's scale at its start value.
     """
 
     def __init__(
@@ -195,6 +196,7 @@ class ArcMarginHead(nn.Module):
         sub_centers: int = 1,
         trainable_centers: bool = True,
         projection: bool = False,
+        adapt_scale: bool = True,
     ):
         super().__init__()
         if sub_centers < 1:
@@ -207,7 +209,9 @@ class ArcMarginHead(nn.Module):
         nn.init.xavier_uniform_(self.weight)
         self.n_classes, self.sub_centers = n_classes, sub_centers
         self.margin = margin
-        self.adaptive_scale = adaptive_scale
+        # AdaCos's scale: its starting value from the number of centres; adapted to each batch unless
+        # adapt_scale is False (ASDKit's SC-AdaCos, dynamic=False, keeps it fixed)
+        self.adaptive_scale = adaptive_scale and adapt_scale
         self.projection = projection
         centres = n_classes if projection else n_classes * sub_centers
         initial = math.sqrt(2) * math.log(centres - 1) if adaptive_scale and centres > 1 else scale
