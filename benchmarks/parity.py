@@ -31,6 +31,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
 from asd.evaluation.metrics import harmonic_mean
+from asd.run_directory import SUMMARY
 from asd.train import config_dir, train
 
 BASELINE_CSV = Path(__file__).resolve().parents[2] / "shared" / "parity" / "official_baseline_on_synthetic_seed0.csv"
@@ -100,7 +101,7 @@ def run_recipe(experiment: str, seed: int, workdir: Path) -> tuple[pd.DataFrame,
     for t in TIMERS:  # one per machine type
         timer.step_s += t.step_s
         timer.epoch_loop_s += t.epoch_loop_s
-    table = pd.read_csv(run_dir / "summary.csv")
+    table = pd.read_csv(run_dir / SUMMARY)
     table[METRICS] = table[METRICS] / 100
     return table, fit_s, timer
 

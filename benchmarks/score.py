@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from asd.run_directory import SUMMARY
+
 
 def timed(command: list[str], cwd: Path) -> float:
     start = time.perf_counter()
@@ -28,7 +30,7 @@ def timed(command: list[str], cwd: Path) -> float:
 
 
 def official(run: Path) -> float:
-    table = pd.read_csv(run / "summary.csv")
+    table = pd.read_csv(run / SUMMARY)
     return float(table.loc[table["machine"] == "official score", "score"].iloc[0])
 
 

@@ -89,6 +89,12 @@ def synthetic_root(tmp_path_factory) -> Path:
     return generate(tmp_path_factory.mktemp("synthetic") / "synthetic", seed=0)
 
 
+@pytest.fixture(scope="session")
+def synthetic_2020_root(tmp_path_factory) -> Path:
+    """The embedded synthetic dataset in DCASE 2020's naming (no domains), generated once per session."""
+    return generate(tmp_path_factory.mktemp("synthetic_2020") / "synthetic_2020", seed=0, year=2020)
+
+
 @pytest.fixture
 def make_cfg(tmp_path, synthetic_root):
     """Compose the training config as `python -m asd.train <overrides>` would, writing under tmp_path."""

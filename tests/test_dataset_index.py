@@ -1,4 +1,5 @@
 import hashlib
+import re
 import shutil
 from collections import Counter
 
@@ -80,6 +81,30 @@ def test_benchmark_profile_conceals_attributes_adds_noise_and_shifts_the_target_
     assert 3.0 - 0.5 < snr < 15.0 + 0.5
     # the default profile is untouched by the benchmark's machine types and options
     assert PROFILES["default"].noise_snr_db is None and PROFILES["default"].machines == DEFAULT_MACHINES
+
+
+def test_the_2020_naming_has_no_domains_and_its_clips_count_as_labelled(tmp_path, synthetic_2020_root):
+    from asd.data.filenames import parse_file_name
+    from asd.data.index import labelled_machines
+
+    raw = synthetic_2020_root / "dev_data" / "raw"
+    assert sorted(p.name for p in raw.iterdir()) == ["ToyClicker", "ToyHum", "ToyRotor"]
+    assert not (synthetic_2020_root / "eval_data").exists()
+    for machine in raw.iterdir():
+        train = sorted(p.name for p in (machine / "train").iterdir())
+        test = sorted(p.name for p in (machine / "test").iterdir())
+        # the source domain only: 2020 had no domains
+        assert len(train) == 90 and all(re.fullmatch(r"normal_id_00_\d{8}\.wav", n) for n in train)
+        assert len(test) == 50 and {n.split("_id_")[0] for n in test} == {"normal", "anomaly"}
+        assert all(re.fullmatch(r"(normal|anomaly)_id_00_\d{8}\.wav", n) for n in test)
+    assert generate(tmp_path / "again", seed=0, year=2020) and all(
+        (tmp_path / "again" / p.relative_to(synthetic_2020_root)).read_bytes() == p.read_bytes()
+        for p in synthetic_2020_root.rglob("*.wav")
+    )
+    infos = [parse_file_name(n, machine="fan") for n in ("normal_id_00_00000000.wav", "anomaly_id_00_00000001.wav")]
+    assert labelled_machines(infos, {"fan": "dev"}, 2020) == {"fan"}
+    # from 2021 on a labelled clip must carry its domain too
+    assert labelled_machines(infos, {"fan": "dev"}, 2021) == set()
 
 
 def test_eval_copy_gets_labels_domains_and_attributes_from_ground_truth(synthetic_root):

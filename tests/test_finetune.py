@@ -13,7 +13,8 @@ from hydra.errors import InstantiationException
 from asd.models.encoders import BEATsEncoder, HuggingFaceEncoder
 from asd.models.schedule import warmup_cosine
 from asd.predict import score_files
-from asd.system import RunDirectoryError, load_systems
+from asd.run_directory import RunDirectoryError
+from asd.system import load_systems
 from asd.train import train
 
 MACHINE = "ToyHum"

@@ -9,7 +9,8 @@ import soundfile as sf
 from conftest import TINY_MFN_OVERRIDES
 
 from asd.predict import main as predict_cli
-from asd.system import RunDirectoryError, load_systems
+from asd.run_directory import RunDirectoryError
+from asd.system import load_systems
 from asd.train import train
 
 

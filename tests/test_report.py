@@ -164,16 +164,17 @@ def test_jobs_that_differ_only_in_seed_are_pooled_into_mean_and_std(tmp_path):
     assert "## Over seeds" in (sweep / "summary.md").read_text()
 
 
-@pytest.mark.parametrize("year", [2021, 2024])
-def test_a_runs_official_score_is_its_years_everywhere(year, run_cli, synthetic_root, tmp_path):
+@pytest.mark.parametrize("year", [2020, 2021, 2024])
+def test_a_runs_official_score_is_its_years_everywhere(year, run_cli, synthetic_root, synthetic_2020_root, tmp_path):
     """The number printed at the end of a run, in summary.csv, in the logged metrics (TensorBoard's and
-    the sweep objective's source), and in asd.report's summary is one number: the data year's."""
+    the sweep objective's source), and in asd.report's summary is one number: the data year's. DCASE
+    2020 data (no domains) scores too, by the 2020 definition and in the 2020 files."""
     sweep = tmp_path / "sweep"
     done = run_cli(
         "asd.train",
         "-m",
         f"data=dcase{year}",
-        f"data.root={synthetic_root}",
+        f"data.root={synthetic_2020_root if year == 2020 else synthetic_root}",
         "machine=ToyRotor",
         "trainer.max_epochs=1",
         "logger=csv",
@@ -196,3 +197,20 @@ def test_a_runs_official_score_is_its_years_everywhere(year, run_cli, synthetic_
     report = pd.read_csv(sweep / "summary.csv")
     reported = report[(report["machine"] == "official score") & (report["status"] == "ok")]["score"]
     assert float(reported.iloc[0]) == pytest.approx(100 * expected, abs=1e-6)
+    if year == 2020:
+        # 2020: AUC and pAUC per machine ID over all its clips (no domains), their arithmetic mean
+        auc, pauc = (
+            roc_auc_score(section.labels, section.scores),
+            roc_auc_score(section.labels, section.scores, max_fpr=0.1),
+        )
+        assert (section.domains == -1).all() and expected == pytest.approx((auc + pauc) / 2, abs=1e-12)
+        assert list(summary.columns) == ["section", "AUC", "pAUC", "score"]
+        rows = [line.split(",") for line in (job / "result.csv").read_text().splitlines()]
+        assert rows[:3] == [["ToyRotor"], ["id", "AUC", "pAUC"], ["00", repr(auc), repr(pauc)]]
+        assert sorted(p.name for p in (job / "submission").iterdir()) == [
+            "anomaly_score_ToyRotor_id_00.csv",
+            "decision_result_ToyRotor_id_00.csv",
+        ]
+        rescored = run_cli("asd.score", str(job), "backend=mahalanobis", f"hydra.run.dir={tmp_path / 'rescored'}")
+        assert rescored.returncode == 0, rescored.stderr[-3000:]
+        assert (tmp_path / "rescored" / "result.csv").read_text().startswith("ToyRotor\nid,AUC,pAUC\n00,")

@@ -18,14 +18,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
 
 from asd.backends.fusion import COMBINE, z_normaliser
 from asd.data.index import run_data_splits
 from asd.evaluation.metrics import SectionResult, read_clip_scores
-from asd.evaluation.submission import write_section
+from asd.evaluation.results import RunResults
 from asd.files import write_text
 from asd.models.base import decision_thresholds
+from asd.run_directory import MEMBERS, SCORES, TRAINING_SCORES, RunDirectoryError, run_config
 from asd.vocabulary import DOMAINS, section_key
 
 
@@ -55,8 +55,8 @@ def combine_runs(run_dirs: list[Path], combine: str = "mean", percentile: float 
     """(test sections, training sections) of the combined runs."""
     if len(run_dirs) < 2:
         raise EnsembleError(f"an ensemble needs at least two runs, got {len(run_dirs)}")
-    tests = [_sections(run / "scores.csv") for run in run_dirs]
-    trainings = [_sections(run / "training_scores.csv") for run in run_dirs]
+    tests = [_sections(run / SCORES) for run in run_dirs]
+    trainings = [_sections(run / TRAINING_SCORES) for run in run_dirs]
     for run, test in zip(run_dirs[1:], tests[1:]):
         if set(test) != set(tests[0]):
             raise EnsembleError(f"{run}: scored the sections {sorted(test)}, the first run {sorted(tests[0])}")
@@ -93,29 +93,18 @@ def combine_runs(run_dirs: list[Path], combine: str = "mean", percentile: float 
     return fused_tests, fused_trainings
 
 
-def run_config(run_dir: Path) -> DictConfig | None:
-    """The config a run was trained with (an ensemble: its first member's); None for a folder of
-    scores alone."""
-    config = run_dir / ".hydra" / "config.yaml"
-    if config.is_file():
-        return OmegaConf.load(config)
-    members = run_dir / "members.txt"
-    return run_config(Path(members.read_text().split("\n")[0])) if members.is_file() else None
-
-
 def write_ensemble(run_dirs: list[Path], out_dir: Path, combine: str = "mean") -> dict[str, float]:
     """Write the ensemble's files as a run writes them; return its metrics."""
-    from asd.train import write_results
-
     sections, training = combine_runs(run_dirs, combine)
-    for s in sections:
-        write_section(out_dir / "submission", s.machine, s.section_id, s.file_names, s.scores, s.decisions)
-    cfg = run_config(run_dirs[0])
+    try:
+        cfg = run_config(run_dirs[0], required=False)
+    except RunDirectoryError as err:
+        raise EnsembleError(str(err)) from err
     # each machine type's split as the first run read it (dev+eval runs are scored per split), and the
     # data's year; a folder of scores alone: one split, the current definition
     splits, year = (run_data_splits(cfg), int(cfg.data.year)) if cfg is not None else (None, 2024)
-    metrics = write_results(out_dir, sections, training, splits, year)
-    write_text(out_dir / "members.txt", "".join(f"{run.resolve()}\n" for run in run_dirs))
+    metrics = RunResults(year, sections, training, splits).write(out_dir)
+    write_text(out_dir / MEMBERS, "".join(f"{run.resolve()}\n" for run in run_dirs))
     return metrics
 
 

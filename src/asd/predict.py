@@ -26,7 +26,8 @@ from asd.data.datamodule import clip_batch
 from asd.data.features import LogMel
 from asd.data.filenames import AUDIO_SUFFIXES
 from asd.files import write_csv
-from asd.system import RunDirectoryError, System, load_systems
+from asd.run_directory import RunDirectoryError
+from asd.system import System, load_systems
 
 COLUMNS = ["file", "start_s", "end_s", "section", "anomaly_score", "decision", "error"]
 

@@ -46,6 +46,7 @@ from asd.evaluation.metrics import (
     year_section_metrics,
 )
 from asd.files import write_text
+from asd.run_directory import CONFIG, ERROR, OVERRIDES, SCORES, run_config
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +92,11 @@ def configuration_label(overrides: list[str]) -> str:
 def read_job(job_dir: Path) -> list[Job]:
     """The job of a job folder; a job on ``data.data_split=dev+eval`` counts as one job per split,
     each grouped with the jobs of that split's dataset."""
-    hydra_dir = job_dir / ".hydra"
     try:
-        overrides = list(OmegaConf.load(hydra_dir / "overrides.yaml"))
-        cfg = OmegaConf.load(hydra_dir / "config.yaml")
+        overrides = list(OmegaConf.load(job_dir / OVERRIDES))
+        cfg = OmegaConf.load(job_dir / CONFIG)
         if "data" not in cfg and "run_dir" in cfg:  # an asd.score job: it tested the scored run's data
-            cfg = OmegaConf.load(Path(cfg.run_dir) / ".hydra" / "config.yaml")
+            cfg = run_config(Path(cfg.run_dir))
         data = cfg.data
         splits = run_data_splits(cfg)
     except Exception as error:
@@ -112,13 +112,13 @@ def read_job(job_dir: Path) -> list[Job]:
         for split in dict.fromkeys(splits.values())
     ]
     error, sections = None, []
-    if (job_dir / "error.txt").is_file():
-        lines = [line for line in (job_dir / "error.txt").read_text().splitlines() if line.strip()]
-        error = lines[-1] if lines else "failed (empty error.txt)"
-    elif (job_dir / "scores.csv").is_file():
-        sections = read_clip_scores(job_dir / "scores.csv")
+    if (job_dir / ERROR).is_file():
+        lines = [line for line in (job_dir / ERROR).read_text().splitlines() if line.strip()]
+        error = lines[-1] if lines else f"failed (empty {ERROR})"
+    elif (job_dir / SCORES).is_file():
+        sections = read_clip_scores(job_dir / SCORES)
     else:
-        error = "no scores.csv (still running, killed, or tested without labels)"
+        error = f"no {SCORES} (still running, killed, or tested without labels)"
     for job in jobs:
         job.error = error
         job.sections = [s for s in sections if s.machine in job.machines]
@@ -128,7 +128,7 @@ def read_job(job_dir: Path) -> list[Job]:
 def find_jobs(sweep_dir: Path) -> list[Job]:
     if not sweep_dir.is_dir():
         raise ReportError(f"{sweep_dir}: no such multirun folder")
-    job_dirs = [p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml")]
+    job_dirs = [p.parent.parent for p in sweep_dir.glob(f"*/{OVERRIDES}")]
     if not job_dirs:
         raise ReportError(f"{sweep_dir}: no job folders (<job>/.hydra/overrides.yaml) in this folder")
     # numbered job folders in numeric order

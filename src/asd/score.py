@@ -20,22 +20,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from asd.backends import build_backend
 from asd.data.index import labelled_machines, run_data_splits
-from asd.evaluation.callback import section_results
-from asd.evaluation.submission import write_section
+from asd.evaluation.results import RunResults, section_results
 from asd.files import write_text
+from asd.jobs import config_dir, run_job
 from asd.representations import load_representations
-from asd.system import RunDirectoryError, load_system, save_system
-from asd.train import config_dir, run_job, write_results
+from asd.run_directory import REPRESENTATIONS, SCORED_RUN, SYSTEMS, RunDirectoryError, run_config
+from asd.system import load_system, save_system
 from asd.vocabulary import DOMAIN_CODES
-
-
-def run_config(run_dir: Path) -> DictConfig:
-    if not run_dir.is_dir():
-        raise RunDirectoryError(f"{run_dir}: run directory not found")
-    path = run_dir / ".hydra" / "config.yaml"
-    if not path.is_file():
-        raise RunDirectoryError(f"{path}: missing; give an asd.train run directory")
-    return OmegaConf.load(path)
 
 
 def backend_config(cfg: DictConfig, run_cfg: DictConfig) -> dict:
@@ -52,13 +43,13 @@ def score_run(cfg: DictConfig) -> dict[str, float]:
     run_cfg = run_config(run_dir)
     chosen = backend_config(cfg, run_cfg)
     build_backend(chosen)  # its parameters checked before any system is loaded
-    systems = sorted((run_dir / "systems").glob("*.pt"))
+    systems = sorted((run_dir / SYSTEMS).glob("*.pt"))
     if not systems:
-        raise RunDirectoryError(f"{run_dir / 'systems'}: no saved systems; only finished runs can be scored again")
-    splits = run_data_splits(run_cfg)
+        raise RunDirectoryError(f"{run_dir / SYSTEMS}: no saved systems; only finished runs can be scored again")
+    splits, year = run_data_splits(run_cfg), int(run_cfg.data.year)
     sections, training = [], []
     for file in systems:
-        saved_path = run_dir / "representations" / f"{file.stem}.npz"
+        saved_path = run_dir / REPRESENTATIONS / f"{file.stem}.npz"
         if not saved_path.is_file():
             raise RunDirectoryError(
                 f"{saved_path}: missing; the run did not save its representations (save_representations=false?)"
@@ -72,22 +63,19 @@ def score_run(cfg: DictConfig) -> dict[str, float]:
             train.representations, train.domains, train.sections, list(range(len(train.representations)))
         )
         scores, decisions = module.score_representations(test.representations, test.sections)
-        labelled = labelled_machines(test.infos, splits)
-        tested = list(section_results(test.infos, dict(enumerate(zip(scores, decisions))), labelled).values())
-        for s in tested:
-            write_section(output_dir / "submission", s.machine, s.section_id, s.file_names, s.scores, s.decisions)
-        sections += [s for s in tested if s.machine in labelled]
+        labelled = labelled_machines(test.infos, splits, year)
+        sections += section_results(test.infos, dict(enumerate(zip(scores, decisions))), labelled).values()
         if all(d in DOMAIN_CODES for d in train.domains):
             training += list(section_results(train.infos, module.training_scores, labelled=True).values())
         model_cfg = OmegaConf.to_container(run_cfg.model, resolve=True)
         save_system(
-            output_dir / "systems" / file.name,
+            output_dir / SYSTEMS / file.name,
             module,
             system,
             OmegaConf.create({"model": model_cfg, "backend": chosen}),
         )
-    write_text(output_dir / "scored_run.txt", f"{run_dir.resolve()}\n")
-    return write_results(output_dir, sections, training, splits, int(run_cfg.data.year))
+    write_text(output_dir / SCORED_RUN, f"{run_dir.resolve()}\n")
+    return RunResults(year, sections, training, splits).write(output_dir)
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="score")

@@ -38,12 +38,9 @@ from asd.data.audio import AudioConfig
 from asd.data.features import FeatureConfig
 from asd.files import write_atomically
 from asd.models.base import AnomalyDetectionModule
+from asd.run_directory import SYSTEMS, RunDirectoryError
 
 SYSTEM_FORMAT = 2
-
-
-class RunDirectoryError(ValueError):
-    """A run directory that cannot give a system; the message names what is missing."""
 
 
 @dataclass
@@ -214,7 +211,7 @@ def load_system(file: Path) -> System:
 
 def load_systems(run_dir: str | Path) -> dict[str, System]:
     """Every system of a run directory, by name (the machine types it was trained on)."""
-    folder = Path(run_dir) / "systems"
+    folder = Path(run_dir) / SYSTEMS
     files = sorted(folder.glob("*.pt"))
     if not files:
         raise RunDirectoryError(

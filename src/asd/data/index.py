@@ -73,14 +73,15 @@ def run_data_splits(cfg) -> dict[str, str]:
     return machine_data_splits(str(cfg.data.root), [str(m) for m in cfg.machine.types], str(cfg.data.data_split))
 
 
-def labelled_machines(test_infos, machine_splits: dict[str, str]) -> set[str]:
+def labelled_machines(test_infos, machine_splits: dict[str, str], year: int) -> set[str]:
     """The machine types whose split's test clips (``ClipInfo``-like: machine, label, domain) all carry
-    a label and a domain: the development split's always, the evaluation split's with its ground
-    truth. A split is labelled whole or not at all, so no official score covers part of its types."""
+    a label, and a domain from 2021 on (DCASE 2020 knew none): the development split's always, the
+    evaluation split's with its ground truth. A split is labelled whole or not at all, so no official
+    score covers part of its types."""
     unlabelled_splits = {
         machine_splits[info.machine]
         for info in test_infos
-        if info.label not in LABEL_CODES or info.domain not in DOMAIN_CODES
+        if info.label not in LABEL_CODES or (year > 2020 and info.domain not in DOMAIN_CODES)
     }
     return {m for m, split in machine_splits.items() if split not in unlabelled_splits}
 

@@ -34,6 +34,7 @@ from asd.data.features import FeatureCache, FeatureConfig, extract_log_mels
 from asd.data.index import DATA_SPLIT_DIRS, Clip, DatasetError, index_machine, list_machines
 from asd.files import write_csv
 from asd.representations import load_representations
+from asd.run_directory import REPRESENTATIONS
 from asd.vocabulary import DOMAINS
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def log_mel_statistics(clips: list[Clip], cache_dir: str | Path | None = None) -
 def saved_embeddings(run_dir: str | Path, machine: str, clips: list[Clip]) -> np.ndarray:
     """The clips' embeddings (mean over their rows) from a finished run's saved representations."""
     by_name: dict[str, np.ndarray] = {}
-    for path in sorted(Path(run_dir, "representations").glob("*.npz")):
+    for path in sorted(Path(run_dir, REPRESENTATIONS).glob("*.npz")):
         train = load_representations(path)["train"]
         for info, rows in zip(train.infos, train.representations):
             if info.machine == machine:

@@ -20,7 +20,11 @@ With ``channels=2`` the files are stereo as in DCASE 2026: the left channel is t
 microphone (the mono clip), the right one a far microphone that hears the machine weaker and
 later, over more room noise.
 
-CLI: ``python -m asd.data.synthetic <root> [--seed N] [--channels 2]``.
+With ``year=2020`` the names follow DCASE 2020 (``normal_id_00_00000000.wav``,
+``anomaly_id_00_00000012.wav``): that year knew no domains, so only the source domain's clips are
+written, and no evaluation copy (the 2020 evaluation set is labelled by ``eval_data_list_2020.csv``).
+
+CLI: ``python -m asd.data.synthetic <root> [--seed N] [--channels 2] [--year 2020]``.
 """
 
 from __future__ import annotations
@@ -247,13 +251,15 @@ def _write(path: Path, waveform: np.ndarray, seed_parts: tuple[int, ...], channe
     sf.write(path, waveform, SAMPLE_RATE, subtype="PCM_16")
 
 
-def _name(domain: str, split: str, label: str, index: int, attributes: dict) -> str:
+def _name(domain: str, split: str, label: str, index: int, attributes: dict, year: int = 2024) -> str:
+    if year == 2020:
+        return f"{label}_id_00_{index:08d}.wav"
     described = "noAttribute" if "noAttribute" in attributes else format_attributes(attributes.items())
     return f"section_00_{domain}_{split}_{label}_{index:04d}_{described}.wav"
 
 
 def _write_machine(
-    machine_dir: Path, seed: int, profile: Profile, part: int, channels: int, correspondence_dir: Path
+    machine_dir: Path, seed: int, profile: Profile, part: int, channels: int, correspondence_dir: Path, year: int = 2024
 ) -> list[tuple[str, str]]:
     """Write train and test clips; return the test clips' file names in index order. A concealed
     machine type's names say ``noAttribute``; its attributes go to the official correspondence files
@@ -266,7 +272,7 @@ def _write_machine(
 
     def write(split: str, domain: str, label: str, index: int, seed_parts, anomaly) -> str:
         waveform, attributes = _render(machine, seed_parts, domain, anomaly, profile)
-        name = _name(domain, split, label, index, attributes)
+        name = _name(domain, split, label, index, attributes, year)
         if concealed:
             hidden = _name(domain, split, label, index, {"noAttribute": None})
             correspondence[split].append((name, hidden))
@@ -277,19 +283,22 @@ def _write_machine(
     (machine_dir / "train").mkdir(parents=True)
     (machine_dir / "test").mkdir()
     counts = {"source": profile.spec.source_train, "target": profile.spec.target_train}
-    for domain, count in counts.items():
+    domains = ("source",) if year == 2020 else ("source", "target")
+    for domain in domains:
+        count = counts[domain]
         for index in range(count):
             seed_parts = (seed, part, machine_no, 0, index + (0 if domain == "source" else 10000))
             write("train", domain, "normal", index, seed_parts, None)
     tests = []
     index = 0
-    for domain in ("source", "target"):
+    for domain in domains:
         for label in ("normal", "anomaly"):
             for k in range(profile.spec.test_per_domain_and_label):
                 anomaly = anomalies[k % len(anomalies)] if label == "anomaly" else None
                 tests.append(write("test", domain, label, index, (seed, part, machine_no, 1, index), anomaly))
                 index += 1
-    rebuild_attributes_csv(machine_dir)
+    if year != 2020:  # 2020 names carry no attributes, and that year had no attributes file
+        rebuild_attributes_csv(machine_dir)
     if concealed:
         folder = correspondence_dir / machine
         folder.mkdir(parents=True)
@@ -341,10 +350,12 @@ def _check_replaceable(root: Path) -> None:
         )
 
 
-def _marker(seed: int, profile: str, spec: SyntheticSpec, channels: int) -> dict:
+def _marker(seed: int, profile: str, spec: SyntheticSpec, channels: int, year: int) -> dict:
     marker = {"generator_version": GENERATOR_VERSION, "seed": seed, "spec": spec.__dict__, "channels": channels}
     if profile != "default":  # the default's marker predates profiles: its datasets stay valid
         marker["profile"] = profile
+    if year == 2020:  # likewise the years: every other year's naming is 2024's
+        marker["year"] = year
     return marker
 
 
@@ -355,11 +366,17 @@ def _profile(name: str, spec: SyntheticSpec | None) -> Profile:
 
 
 def generate(
-    root: str | Path, seed: int = 0, spec: SyntheticSpec | None = None, channels: int = 1, profile: str = "default"
+    root: str | Path,
+    seed: int = 0,
+    spec: SyntheticSpec | None = None,
+    channels: int = 1,
+    profile: str = "default",
+    year: int = 2024,
 ) -> Path:
     """Write the dataset under ``root`` and return ``root``; ``channels`` 1 (mono, DCASE 2020-2025)
     or 2 (near and far microphone, DCASE 2026); ``profile`` one of :data:`PROFILES` (``spec``, if
-    given, replaces its size).
+    given, replaces its size); ``year`` 2020 writes DCASE 2020's names (no domains, development set
+    only), any other year the 2021-2026 names.
 
     ``root`` may be missing, empty, or a synthetic dataset written before (marker file present),
     which is replaced; anything else is a :class:`NotSyntheticError` and nothing is touched.
@@ -368,6 +385,8 @@ def generate(
     if channels not in (1, 2):
         raise ValueError(f"the synthetic data has 1 or 2 channels, not {channels}")
     chosen = _profile(profile, spec)
+    if year < 2020:
+        raise ValueError(f"DCASE Task 2 names start in 2020, got year {year}")
     _check_replaceable(root)
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".synthetic-", dir=root.parent))
@@ -375,13 +394,14 @@ def generate(
         correspondence = staging / "ground_truth_attributes"
         for machine in chosen.machines:
             _write_machine(
-                staging / "dev_data" / "raw" / machine, seed, chosen, 0, channels, correspondence / "dev_data"
+                staging / "dev_data" / "raw" / machine, seed, chosen, 0, channels, correspondence / "dev_data", year
             )
-        tests = _write_machine(
-            staging / "eval_data" / "raw" / EVAL_MACHINE, seed, chosen, 1, channels, correspondence / "eval_data"
-        )
-        _make_eval_copy(staging, tests, seed)
-        (staging / MARKER).write_text(json.dumps(_marker(seed, profile, chosen.spec, channels), indent=1))
+        if year != 2020:
+            tests = _write_machine(
+                staging / "eval_data" / "raw" / EVAL_MACHINE, seed, chosen, 1, channels, correspondence / "eval_data"
+            )
+            _make_eval_copy(staging, tests, seed)
+        (staging / MARKER).write_text(json.dumps(_marker(seed, profile, chosen.spec, channels, year), indent=1))
         if root.exists():
             _check_replaceable(root)  # again: another process may have written into it meanwhile
             shutil.rmtree(root)
@@ -392,7 +412,12 @@ def generate(
 
 
 def ensure_dataset(
-    root: str | Path, seed: int = 0, spec: SyntheticSpec | None = None, channels: int = 1, profile: str = "default"
+    root: str | Path,
+    seed: int = 0,
+    spec: SyntheticSpec | None = None,
+    channels: int = 1,
+    profile: str = "default",
+    year: int = 2024,
 ) -> Path:
     """Generate the dataset unless ``root`` already holds this seed's complete copy."""
     root = Path(root)
@@ -400,8 +425,8 @@ def ensure_dataset(
         marker = json.loads((root / MARKER).read_text())
     except (OSError, ValueError):
         marker = None
-    if marker != _marker(seed, profile, _profile(profile, spec).spec, channels):
-        generate(root, seed, spec, channels, profile)
+    if marker != _marker(seed, profile, _profile(profile, spec).spec, channels, year):
+        generate(root, seed, spec, channels, profile, year)
     return root
 
 
@@ -415,9 +440,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--profile", choices=tuple(PROFILES), default="default", help="benchmark: harder and larger (see PROFILES)"
     )
+    parser.add_argument(
+        "--year", type=int, default=2024, help="2020: DCASE 2020 names (normal_id_00_...; no domains, no eval copy)"
+    )
     args = parser.parse_args(argv)
     try:
-        generate(args.root, args.seed, channels=args.channels, profile=args.profile)
+        generate(args.root, args.seed, channels=args.channels, profile=args.profile, year=args.year)
     except NotSyntheticError as err:
         parser.exit(2, f"error: {err}\n")
     print(f"synthetic dataset written to {args.root}")

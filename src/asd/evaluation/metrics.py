@@ -77,6 +77,10 @@ def section_metrics(labels, scores, domains, decisions, where: str = "section") 
         "AUC (all)": roc_auc_score(labels, scores),
         "pAUC": roc_auc_score(labels, scores, max_fpr=MAX_FPR),
     }
+    if (domains == -1).all():  # DCASE 2020: no domains, so no per-domain metrics (NaN)
+        return {column: float(result.get(column, np.nan)) for column in SECTION_COLUMNS}
+    if (domains == -1).any():
+        raise MetricError(f"{where}: some clips have a domain and some do not")
     for domain_index, domain in enumerate(DOMAINS):
         in_domain = domains == domain_index
         auc_subset = in_domain | (labels != 0)
@@ -168,6 +172,28 @@ MACHINE_MEAN_NAMES = ("arithmetic mean", "harmonic mean", "source harmonic mean"
 OVERALL_SUFFIX = " over all machine types, sections, and domains"
 
 
+def result_rows_2020(sections: list[SectionResult]) -> list[list]:
+    """Rows of the DCASE 2020 baseline's ``result.csv``: per machine type its name, an ``id, AUC,
+    pAUC`` row per machine ID and their ``Average``; then the 2020 official score (the arithmetic
+    mean of every ID's AUC and pAUC), which the 2020 baseline did not write."""
+    rows: list[list] = []
+    everything = []
+    for machine in sorted({s.machine for s in sections}):
+        metrics = [
+            year_section_metrics(s, 2020) for s in sorted(sections, key=lambda s: s.section_id) if s.machine == machine
+        ]
+        ids = sorted(s.section_id for s in sections if s.machine == machine)
+        rows += [[machine], ["id", "AUC", "pAUC"]]
+        rows += [[section_id, m["AUC"], m["pAUC"]] for section_id, m in zip(ids, metrics)]
+        rows += [
+            ["Average", float(np.mean([m["AUC"] for m in metrics])), float(np.mean([m["pAUC"] for m in metrics]))],
+            [],
+        ]
+        everything += metrics
+    rows += [["official score", "", official_score(everything, 2020)], []]
+    return rows
+
+
 def result_rows(sections: list[SectionResult], with_ci95: bool = True) -> list[list]:
     """Rows of the official evaluator's ``<system>_result.csv`` for these sections.
 
@@ -238,9 +264,11 @@ def read_clip_scores(path: Path) -> list[SectionResult]:
     ]
 
 
-def write_result_csv(path: Path, sections: list[SectionResult], with_ci95: bool = True) -> Path:
-    """The official evaluator's ``<system>_result.csv`` for these sections."""
-    return write_csv(path, [[format_cell(c) for c in row] for row in result_rows(sections, with_ci95)])
+def write_result_csv(path: Path, sections: list[SectionResult], with_ci95: bool = True, year: int = 2024) -> Path:
+    """The official evaluator's ``<system>_result.csv`` for these sections (2020 data: the 2020
+    baseline's, per machine ID)."""
+    rows = result_rows_2020(sections) if score_definition_year(year) == 2020 else result_rows(sections, with_ci95)
+    return write_csv(path, [[format_cell(c) for c in row] for row in rows])
 
 
 # The official score of each challenge year (see the DCASE Task 2 task descriptions).

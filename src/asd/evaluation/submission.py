@@ -1,5 +1,7 @@
 """Official submission files: ``anomaly_score_<machine>_section_<XX>_test.csv`` and
-``decision_result_<machine>_section_<XX>_test.csv`` (``file,value`` rows, no header)."""
+``decision_result_<machine>_section_<XX>_test.csv`` (``file,value`` rows, no header); for DCASE
+2020 data, that year's ``anomaly_score_<machine>_id_<XX>.csv`` (and decisions named alike, which
+2020 did not ask for)."""
 
 from __future__ import annotations
 
@@ -20,17 +22,21 @@ class SubmissionError(ValueError):
     """A submission file that is missing or does not match the ground truth; names the file."""
 
 
-def score_file_name(kind: str, machine: str, section_id: str) -> str:
+def score_file_name(kind: str, machine: str, section_id: str, year: int = 2024) -> str:
+    if year == 2020:
+        return f"{kind}_{machine}_id_{section_id}.csv"
     return f"{kind}_{machine}_section_{section_id}_test.csv"
 
 
-def write_section(directory: str | Path, machine: str, section_id: str, file_names, scores, decisions) -> None:
-    """Write one section's anomaly scores and decisions in the official format."""
+def write_section(
+    directory: str | Path, machine: str, section_id: str, file_names, scores, decisions, year: int = 2024
+) -> None:
+    """Write one section's anomaly scores and decisions in the official format of the data's ``year``."""
     for kind, values in (
         ("anomaly_score", [repr(float(s)) for s in scores]),
         ("decision_result", [str(int(d)) for d in decisions]),
     ):
-        write_csv(Path(directory) / score_file_name(kind, machine, section_id), zip(file_names, values))
+        write_csv(Path(directory) / score_file_name(kind, machine, section_id, year), zip(file_names, values))
 
 
 def read_values(path: Path, original_to_renamed: dict[str, str], as_int: bool) -> dict[str, float]:

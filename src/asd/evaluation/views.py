@@ -49,11 +49,15 @@ class TensorBoardViews(L.Callback):
                     if chosen.any():
                         writer.add_histogram(f"scores/{name}/{domain}_{label}", section.scores[chosen], global_step=0)
             figure, axis = plt.subplots(figsize=(4.5, 4.5))
-            for domain, domain_code in DOMAIN_CODES.items():
-                subset = (section.domains == domain_code) | (section.labels == 1)
+            curves = {
+                f"{d} normals + all anomalies": (section.domains == c, f"AUC ({d})") for d, c in DOMAIN_CODES.items()
+            }
+            if (section.domains == -1).all():  # DCASE 2020: no domains, one curve over the section
+                curves = {"all clips": (np.ones(len(section.labels), bool), "AUC (all)")}
+            for label, (in_domain, column) in curves.items():
+                subset = in_domain | (section.labels == 1)
                 false_positive, true_positive, _ = roc_curve(section.labels[subset], section.scores[subset])
-                auc = section.metrics()[f"AUC ({domain})"]
-                axis.plot(false_positive, true_positive, label=f"{domain} normals + all anomalies (AUC {auc:.3f})")
+                axis.plot(false_positive, true_positive, label=f"{label} (AUC {section.metrics()[column]:.3f})")
             axis.plot([0, 1], [0, 1], "k:", linewidth=0.8)
             axis.axvline(0.1, color="grey", linewidth=0.8, linestyle="--")  # pAUC's max FPR
             axis.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC {name}")
