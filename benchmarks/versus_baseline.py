@@ -29,6 +29,7 @@ import pandas as pd
 
 from asd.data.synthetic import ensure_dataset
 from asd.evaluation.metrics import harmonic_mean
+from asd.run_directory import SUMMARY
 
 SHARED_TOOL = Path(__file__).resolve().parents[2] / "shared" / "tools" / "run_official_baseline.sh"
 PROFILES = {  # profile: (data config, machine config)
@@ -73,13 +74,16 @@ def baseline_scores(work: Path, seed: int, machines: list[str]) -> dict[str, dic
     return result
 
 
-def run_ours(experiment: str, profile: str, root: Path, data_seed: int, seed: int, work: Path) -> Path:
+def run_ours(
+    experiment: str, profile: str, root: Path, data_seed: int, seed: int, work: Path, overrides: tuple[str, ...] = ()
+) -> Path:
     run_dir = work / "ours" / experiment / f"s{seed}"
     time_file = run_dir.parent / f"s{seed}.time"
     if not time_file.is_file():
         data, machine = PROFILES[profile]
         command = [sys.executable, "-m", "asd.train", f"experiment={experiment}", f"data={data}"]
         command += [f"machine={machine}", f"data.root={root}", f"data.synthetic_seed={data_seed}", f"seed={seed}"]
+        command += list(overrides)
         # tested once at the end, as the baseline is: no test AUC every few epochs in TensorBoard
         command += ["callbacks.epoch_evaluation=null", "callbacks.progress_bar.refresh_rate=0"]
         command += [f"hydra.run.dir={run_dir}"]
@@ -88,15 +92,22 @@ def run_ours(experiment: str, profile: str, root: Path, data_seed: int, seed: in
 
 
 def our_scores(run_dir: Path) -> dict:
-    summary = pd.read_csv(run_dir / "summary.csv", dtype={"section": str})
+    summary = pd.read_csv(run_dir / SUMMARY, dtype={"section": str})
     official = summary[summary["machine"] == "official score"]["score"]
     machines = summary[summary["machine"] != "official score"].groupby("machine")["score"].mean()
     seconds = float((run_dir.parent / f"{run_dir.name}.time").read_text())
     return {"official": float(official.iloc[0]), "machines": machines.to_dict(), "seconds": seconds}
 
 
-def tables(results: dict[str, dict[int, dict]], seeds: list[int], machines: list[str]) -> tuple[str, str]:
-    reference = results[BASELINE_MODES["MSE"]]
+def tables(
+    results: dict[str, dict[int, dict]],
+    seeds: list[int],
+    machines: list[str],
+    reference_system: str = BASELINE_MODES["MSE"],
+) -> tuple[str, str]:
+    """(official score per system and seed with mean ± std, the difference from ``reference_system``
+    and the seconds per seed; the score per machine type), as printable tables."""
+    reference = results[reference_system]
     rows, per_machine = [], []
     for system, by_seed in results.items():
         scores = np.array([by_seed[s]["official"] for s in seeds])
@@ -106,10 +117,12 @@ def tables(results: dict[str, dict[int, dict]], seeds: list[int], machines: list
                 "system": system,
                 **{f"seed {s}": f"{v:.2f}" for s, v in zip(seeds, scores)},
                 "mean ± std": f"{scores.mean():.2f} ± {scores.std(ddof=1) if len(seeds) > 1 else 0:.2f}",
-                "vs baseline MSE": f"{diffs.mean():+.2f} ({int((diffs > 0).sum())}/{len(seeds)} seeds above)",
+                f"vs {reference_system}": f"{diffs.mean():+.2f} ({int((diffs > 0).sum())}/{len(seeds)} seeds above)",
                 "s per seed": f"{np.mean([by_seed[s]['seconds'] for s in seeds]):.0f}",
             }
         )
+        if all("epoch_seconds" in by_seed[s] for s in seeds):
+            rows[-1]["s per epoch"] = f"{np.mean([by_seed[s]['epoch_seconds'] for s in seeds]):.1f}"
         per_machine.append(
             {"system": system, **{m: f"{np.mean([by_seed[s]['machines'][m] for s in seeds]):.2f}" for m in machines}}
         )

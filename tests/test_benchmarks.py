@@ -73,3 +73,48 @@ def test_a_failed_baseline_run_stops_with_its_log_and_is_not_taken_as_finished(t
     assert str(log) in done.stderr and "cannot train ToyHum" in log.read_text()
     assert not (work / "baseline" / "s1" / "ToyHum.time").exists()
     assert (work / "baseline" / "s1" / "ToyClicker.time").is_file()  # the types before it are kept
+
+
+ASDKIT_SCRIPT = SCRIPT.parent / "versus_asdkit.py"
+# stands in for run_asdkit.sh: ROOT MACHINES OUT SEED [EPOCHS]; official 0.9 at seed 0, 0.8 at seed 1
+FAKE_ASDKIT = """#!/bin/bash
+set -e
+mkdir -p "$3"
+value=$([ "$4" = 0 ] && echo 0.9 || echo 0.8)
+echo "machine,seed,auc_source,auc_target,pauc,official,seconds" > "$3/official_scores.csv"
+for m in ${2//,/ }; do echo "$m,$4,$value,$value,$value,$value,50" >> "$3/official_scores.csv"; done
+echo '{"train_s": 320.0, "epochs": 16}' > "$3/timing.json"
+echo "epochs=${5:-16}"
+echo "ASDKIT official_score=$value backend=knn_smote"
+"""
+
+
+def _our_run_with_epochs(work: Path, seed: int, official: float, epoch_times: list[float]):
+    """One of our runs as asd.train leaves it: summary.csv and a TensorBoard log of train/loss per epoch."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    _our_run(work, "multibranch_sc_adacos_knn", seed, dict.fromkeys(MACHINES, official), official, seconds=400)
+    writer = SummaryWriter(work / "ours" / "multibranch_sc_adacos_knn" / f"s{seed}" / "tensorboard" / "all")
+    for epoch, wall_time in enumerate(epoch_times):
+        writer.add_scalar("train/loss", 1.0 / (epoch + 1), epoch, walltime=wall_time)
+    writer.close()
+
+
+def test_versus_asdkit_prints_both_programs_per_seed_with_times_per_epoch(tmp_path, synthetic_root):
+    work = tmp_path / "work"
+    _our_run_with_epochs(work, 0, 91.0, [1000.0, 1030.0, 1060.0])  # 30 s per epoch
+    _our_run_with_epochs(work, 1, 79.0, [0.0, 10.0, 20.0, 30.0])  # 10 s per epoch
+    tool = tmp_path / "asdkit.sh"
+    tool.write_text(FAKE_ASDKIT)
+    command = [sys.executable, str(ASDKIT_SCRIPT), "--seeds", "0,1", "--data-root", str(synthetic_root)]
+    command += ["--work", str(work), "--asdkit-tool", str(tool)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    asdkit = _row(done.stdout, "ASDKit: dis_spec_scac_trainable")
+    assert "90.00" in asdkit and "80.00" in asdkit and "85.00 ± 7.07" in asdkit
+    assert asdkit.rstrip().endswith("20.0")  # 320 s over 16 epochs
+    ours = _row(done.stdout, "ours: multibranch_sc_adacos_knn")
+    # 91 and 79 against 90 and 80: +1 and -1, mean 0, above at one seed; 400 s a seed, 20 s an epoch
+    assert "85.00 ± 8.49" in ours and "+0.00 (1/2 seeds above)" in ours and ours.split()[-2:] == ["400", "20.0"]
+    assert "vs ASDKit: dis_spec_scac_trainable" in done.stdout
+    assert (work / "asdkit" / "s1" / "official_scores.csv").is_file()

@@ -1,0 +1,189 @@
+"""Our classifier recipes beside ASDKit's own code (its recipe ``dis_spec_scac_trainable``), on the same
+synthetic data, in one table: the twin of ``benchmarks/versus_baseline.py``.
+
+    ASDKIT_MIRROR=<git copy of TakuyaFujimura/dcase-asd-toolkit> OMP_NUM_THREADS=1 \\
+    python benchmarks/versus_asdkit.py --seeds 0,1,2 --work runs/versus_asdkit
+
+For each training seed, runs ASDKit end to end (``../shared/tools/run_asdkit.sh``: its own code, one
+model on all machine types, kNN with SMOTE) and each of our recipes (``python -m asd.train
+experiment=<name>``, default ``multibranch_sc_adacos_knn``, ASDKit's recipe as our options) on the same
+files, then prints per seed the official score of every system, mean ± standard deviation, the
+difference from ASDKit, the wall time per seed and per training epoch, and the score per machine
+type. Finished runs under ``--work`` are read, not run again (``<work>/asdkit/s<seed>/`` with
+``timing.json``, ``<work>/ours/<experiment>/s<seed>/``), so a comparison can be resumed. Run both
+sides with the same threads (``OMP_NUM_THREADS``), one run at a time.
+
+``--check-network`` builds ASDKit's network (its code, in its own environment) and ours, loads
+ASDKit's weights into ours and prints the largest difference of the two embeddings of the same clips:
+the components are the same where it is at float rounding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from versus_baseline import PROFILES, our_scores, run_ours, tables, timed
+
+from asd.data.synthetic import ensure_dataset
+
+SHARED_TOOL = Path(__file__).resolve().parents[2] / "shared" / "tools" / "run_asdkit.sh"
+ASDKIT = "ASDKit: dis_spec_scac_trainable"
+ASDKIT_SCORE = re.compile(r"^ASDKIT official_score=([0-9.]+)", re.MULTILINE)
+
+
+def run_asdkit(tool: Path, root: Path, machines: list[str], seed: int, work: Path, epochs: int | None) -> Path:
+    out = work / "asdkit" / f"s{seed}"
+    time_file = out.parent / f"s{seed}.time"
+    if not time_file.is_file():
+        command = ["bash", str(tool), str(root), ",".join(machines), str(out), str(seed)]
+        timed(command + ([str(epochs)] if epochs else []), time_file, out.parent / f"s{seed}.log")
+    return out
+
+
+def asdkit_scores(out: Path) -> dict:
+    """{"official": %, "machines": {machine: %}, "seconds": s, "epoch_seconds": s} of one ASDKit run."""
+    log = (out.parent / f"{out.name}.log").read_text()
+    official = ASDKIT_SCORE.findall(log)
+    if not official:
+        sys.exit(f"{out.parent / (out.name + '.log')}: no 'ASDKIT official_score=' line (did the run finish?)")
+    per_machine = pd.read_csv(out / "official_scores.csv")
+    timing = json.loads((out / "timing.json").read_text())
+    return {
+        "official": 100 * float(official[-1]),
+        "machines": {m: 100 * v for m, v in zip(per_machine["machine"], per_machine["official"])},
+        "seconds": float((out.parent / f"{out.name}.time").read_text()),
+        "epoch_seconds": timing["train_s"] / timing["epochs"],
+    }
+
+
+def epoch_seconds(run_dir: Path) -> float:
+    """Mean wall seconds per training epoch of one of our runs: between the epochs' ``train/loss``
+    entries in its TensorBoard log (so the first epoch's start, data loading, is not counted)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    times = []
+    for folder in sorted({p.parent for p in run_dir.glob("tensorboard/**/events.out.tfevents.*")}):
+        accumulator = EventAccumulator(str(folder)).Reload()
+        if "train/loss" in accumulator.Tags()["scalars"]:
+            times += [event.wall_time for event in accumulator.Scalars("train/loss")]
+    if len(times) < 2:
+        sys.exit(f"{run_dir}: fewer than two epochs in its TensorBoard log, no time per epoch")
+    times.sort()
+    return (times[-1] - times[0]) / (len(times) - 1)
+
+
+NETWORK_CHECK = """
+import sys, torch
+from asdkit.models.multiresnet import MultiResNet
+torch.manual_seed(0)
+stft = dict(sr=16000, n_fft=1024, hop_length=512, n_mels=None, power=1.0, f_min=200.0, f_max=8000.0, temporal_norm=False)
+net = MultiResNet(sec=12, sr=16000, use_fft=True, stft_cfg_list=[stft],
+    fft_network_cfg=dict(tgt_class="asdkit.models.multiresnet.fft_encoder_networks.Conv1dEncoderLayer", aggregate="mlp"),
+    stft_network_cfg=dict(tgt_class="asdkit.models.multiresnet.stft_encoder_networks.Conv2dEncoderLayer",
+                          resnet_additional_layer="SEBlock", aggregate="mlp"))
+clips = 0.1 * torch.randn(4, 192000)
+net.train()
+for _ in range(2):
+    net(clips)  # running statistics of the batch norms away from their start
+net.eval()
+torch.save({"names": list(net.state_dict()), "tensors": list(net.state_dict().values()), "clips": clips,
+            "embeddings": net(clips)}, sys.argv[1])
+"""
+
+
+def asdkit_order(names: list[str]) -> list[int]:
+    """ASDKit's state-dict entries in the order of ours: the same tensors, but ASDKit registers a
+    residual block's shortcut before its residual path and keeps the STFT window as a weight."""
+    keep = [i for i, n in enumerate(names) if not n.endswith("stft.window")]
+    block = re.compile(r"^(.*\.layers\.\d+\.\d+)\.(skip_connect)?")
+    order, shortcuts, current = [], [], None
+    for i in keep:
+        match = block.match(names[i])
+        name = match.group(1) if match else None
+        if name != current:
+            order += shortcuts
+            shortcuts, current = [], name
+        (shortcuts if match and match.group(2) else order).append(i)
+    return order + shortcuts
+
+
+def check_network(python: Path, source: Path) -> float:
+    import torch
+
+    from asd.models.multibranch import MultiBranchNetwork
+
+    with tempfile.TemporaryDirectory() as folder:
+        dump = Path(folder) / "asdkit.pt"
+        env = {**os.environ, "PYTHONPATH": str(source)}
+        subprocess.run([str(python), "-c", NETWORK_CHECK, str(dump)], check=True, env=env, capture_output=True)
+        theirs = torch.load(dump)
+    ours = MultiBranchNetwork(192000)
+    names = list(ours.state_dict())
+    tensors = [theirs["tensors"][i] for i in asdkit_order(theirs["names"])]
+    ours.load_state_dict(dict(zip(names, tensors, strict=True)))
+    difference = (ours.eval()(theirs["clips"]) - theirs["embeddings"]).abs().max().item()
+    print(f"parameters: ours {sum(p.numel() for p in ours.parameters())}, ASDKit's weights loaded into ours")
+    print(
+        f"max |embedding ours - embedding ASDKit| = {difference:.2e} (embeddings up to {theirs['embeddings'].abs().max():.2f})"
+    )
+    return difference
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="default")
+    parser.add_argument("--experiments", default="multibranch_sc_adacos_knn")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument(
+        "--data-seed", type=int, default=0, help="the synthetic generator's seed (0: the embedded data)"
+    )
+    parser.add_argument("--data-root", type=Path, help="default: data/synthetic[_benchmark][_<data seed>]")
+    parser.add_argument("--epochs", type=int, help="training epochs of both sides (default: each recipe's, 16)")
+    parser.add_argument("--work", type=Path, help="where the runs go (and are read back from)")
+    parser.add_argument("--asdkit-tool", type=Path, default=SHARED_TOOL)
+    parser.add_argument("--check-network", action="store_true", help="compare the two networks, then stop")
+    parser.add_argument(
+        "--asdkit-python", type=Path, default=Path(os.environ.get("ASDKIT_VENV", "/tmp/asdkit-venv")) / "bin" / "python"
+    )
+    parser.add_argument("--asdkit-source", type=Path, default=Path(os.environ.get("ASDKIT_SRC", "/tmp/asdkit/src")))
+    args = parser.parse_args(argv)
+    if args.check_network:
+        check_network(args.asdkit_python, args.asdkit_source)
+        return
+    if args.work is None:
+        parser.error("--work is required")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    experiments = [e for e in args.experiments.split(",") if e]
+    data, _ = PROFILES[args.profile]
+    root = args.data_root or Path("data") / (data + (f"_{args.data_seed}" if args.data_seed else ""))
+    root = ensure_dataset(root.resolve(), seed=args.data_seed, profile=args.profile)
+    machines = sorted(p.name for p in (root / "dev_data" / "raw").iterdir() if p.is_dir())
+    if not args.asdkit_tool.is_file():
+        sys.exit(f"{args.asdkit_tool}: ASDKit's runner is missing (--asdkit-tool)")
+    overrides = (f"trainer.max_epochs={args.epochs}",) if args.epochs else ()
+    results: dict[str, dict[int, dict]] = {ASDKIT: {}, **{f"ours: {e}": {} for e in experiments}}
+    for seed in seeds:
+        results[ASDKIT][seed] = asdkit_scores(
+            run_asdkit(args.asdkit_tool, root, machines, seed, args.work, args.epochs)
+        )
+        for experiment in experiments:
+            run_dir = run_ours(experiment, args.profile, root, args.data_seed, seed, args.work, overrides)
+            results[f"ours: {experiment}"][seed] = {**our_scores(run_dir), "epoch_seconds": epoch_seconds(run_dir)}
+        print(f"seed {seed} done", flush=True)
+    overall, per_machine = tables(results, seeds, machines, reference_system=ASDKIT)
+    print(f"\n## Official score (%), {args.profile} profile (generator seed {args.data_seed}, {root})\n")
+    print(overall)
+    print("\n## Score per machine type (%), mean over the seeds\n")
+    print(per_machine)
+
+
+if __name__ == "__main__":
+    main()
