@@ -411,32 +411,6 @@ def test_warmup_cosine_schedule_of_the_classifier():
     assert isinstance(plain, torch.optim.AdamW)  # no schedule unless asked for
 
 
-def test_multi_resolution_front_end_branches_and_shortest_clip():
-    from asd.models.mfn import MultiResolutionModule
-    from asd.models.mobilefacenet import WholeClipSpectrumBranch
-
-    module = MultiResolutionModule(KNNBackend(), class_names=["a", "b"], **TINY_MFN).eval()
-    branches = module.encoder.branches
-    assert [getattr(b, "n_fft", "whole clip") for b in branches] == [256, 1024, 4096, "whole clip"]
-    with pytest.raises(ValueError, match="split evenly over 3 branches"):
-        MultiResolutionModule(KNNBackend(), n_ffts=(256, 1024), embedding_dim=16, width=8, channels=16)
-    waveforms = [torch.randn(32000), torch.randn(32000)]
-    batch = {"features": [torch.zeros(128, 63)] * 2, "waveform": waveforms, "label": torch.tensor([0, 1])}
-    embedding = module(batch)
-    assert embedding.shape == (2, 16)
-    shares = [branch(torch.stack(waveforms)) for branch in branches]
-    assert torch.allclose(embedding, torch.cat(shares, dim=1))
-    # the whole-clip spectrum's convolutions need a minimum of frequency bins: the module says how
-    # long a clip must be, and a clip that long passes
-    shortest = WholeClipSpectrumBranch.min_samples()
-    assert branches[-1](torch.randn(2, shortest)).shape == (2, 4)
-    with pytest.raises(RuntimeError):
-        branches[-1](torch.randn(2, shortest - 130))
-    assert (module.min_frames - 1) * 512 >= shortest
-    with pytest.raises(ValueError, match="unset shift_classes"):
-        MultiResolutionModule(KNNBackend(), shift_classes=(6,), **TINY_MFN)
-
-
 def test_adaproj_scores_the_cosine_with_the_projection_onto_each_class_subspace():
     torch.manual_seed(0)
     head = ArcMarginHead(8, 3, margin=0.0, adaptive_scale=True, sub_centers=2, projection=True).eval()

@@ -45,10 +45,20 @@ def test_branch_shapes_for_short_and_long_clips(seconds):
     assert [tuple(r.shape) for r in rows] == [(1, 32), (1, 32)]
     fixed = module.fixed_length(waveforms, random_start=False)
     network = module.network
-    assert network.spectrum(fixed).shape == (2, 16) and network.spectrogram(fixed).shape == (2, 16)
+    assert network.spectrum(fixed).shape == (2, 16) and network.spectrograms[0](fixed).shape == (2, 16)
     assert torch.allclose(
-        torch.cat(rows), torch.cat([network.spectrum(fixed), network.spectrogram(fixed)], 1), atol=1e-5
+        torch.cat(rows), torch.cat([network.spectrum(fixed), network.spectrograms[0](fixed)], 1), atol=1e-5
     )
+
+
+def test_one_spectrogram_branch_per_resolution_with_half_window_hops():
+    module = tiny_module(n_ffts=(256, 1024, 4096)).eval()
+    branches = module.network.spectrograms
+    assert [(b.n_fft, b.hop_length) for b in branches] == [(256, 128), (1024, 512), (4096, 2048)]
+    assert module.embedding_dim == 4 * 16 and module.head.weight.shape[1] == 64
+    (row,) = module.representations({"waveform": [torch.randn(30000)]})
+    fixed = module.fixed_length([torch.randn(30000)], random_start=False)
+    assert row.shape == (1, 64) and module.network(fixed).shape == (1, 64)
 
 
 def test_spectrogram_branch_reads_200_hz_to_8_khz_magnitudes_normalised_by_the_window():

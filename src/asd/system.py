@@ -133,7 +133,7 @@ BUILDABLE = {
         {
             "asd.models.ae.AutoEncoderModule",
             "asd.models.mfn.MobileFaceNetModule",
-            "asd.models.mfn.MultiResolutionModule",
+            "asd.models.multibranch.MultiBranchModule",
             "asd.models.pretrained.PretrainedEmbeddingModule",
             "asd.models.finetune.FineTunedEncoderModule",
         }

@@ -9,8 +9,6 @@ on logits. The number of classes is only known from the data, so the head is bui
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -19,9 +17,8 @@ from torch import nn
 from asd.backends import ScoringBackend
 from asd.data.datamodule import ClipBatch, clip_batch
 from asd.models.base import AnomalyDetectionModule
-from asd.models.encoders import require_one_channel
 from asd.models.heads import MarginClassifierMixin, check_margin_loss
-from asd.models.mobilefacenet import ArcMarginHead, MobileFaceNet, MultiResolutionEncoder, TgramBranch
+from asd.models.mobilefacenet import ArcMarginHead, MobileFaceNet, TgramBranch
 from asd.models.schedule import with_warmup_cosine
 
 
@@ -181,38 +178,3 @@ class MobileFaceNetModule(MarginClassifierMixin, AnomalyDetectionModule):
         if self.hparams.warmup_fraction is None:
             return optimizer
         return with_warmup_cosine(optimizer, self)
-
-
-class MultiResolutionModule(MobileFaceNetModule):
-    """The attribute classifier on a multi-resolution front end instead of the log-mel: log-magnitude
-    spectrograms at several STFT resolutions (``n_ffts``) and the whole clip's spectrum, each through
-    a branch of its own (:class:`~asd.models.mobilefacenet.MultiResolutionEncoder`); the same
-    classes, margin heads, mixup and back-ends as :class:`MobileFaceNetModule`."""
-
-    def __init__(
-        self,
-        backend: ScoringBackend,
-        n_ffts: tuple[int, ...] = (256, 1024, 4096),
-        whole_clip_spectrum: bool = True,
-        hop_length: int = 512,
-        **options,
-    ):
-        require_one_channel("multires", options.get("in_channels", 1))
-        unsupported = [k for k in ("use_tgram", "shift_classes", "freq_mask", "time_mask") if options.get(k)]
-        if unsupported:
-            raise ValueError(
-                f"model=multires has no log-mel to shift, mask or stack with STgram: unset {', '.join(unsupported)}"
-            )
-        super().__init__(backend, hop_length=hop_length, **options)
-        self.data_input = "waveforms"
-        # asd.predict measures the shortest scorable audio in log-mel frames of hop_length samples
-        self.min_frames = math.ceil(self.encoder.min_samples / hop_length) + 1
-
-    def build_frontend(self) -> None:
-        h = self.hparams
-        self.encoder = MultiResolutionEncoder(
-            tuple(h.n_ffts), h.whole_clip_spectrum, h.embedding_dim, h.width, h.channels, h.final_channels
-        )
-
-    def embed(self, batch: ClipBatch, augment: bool = False) -> torch.Tensor:
-        return self.encoder(stack_cropped(batch["waveform"]))
