@@ -51,6 +51,8 @@ def test_synthetic_data_is_rewritten_only_where_it_was_written_before(tmp_path, 
 EPOCHS = ["machine=ToyRotor", "trainer.max_epochs=40", "callbacks.epoch_evaluation=null"]
 
 
+# slow (90 s): the resume path is covered by test_predict.py::test_a_stopped_run_resumes_to_the_same_metrics
+@pytest.mark.slow
 def test_a_run_killed_mid_training_resumes_to_the_uninterrupted_metrics(tmp_path, run_cli):
     whole = run_cli("asd.train", *QUIET, *EPOCHS, f"hydra.run.dir={tmp_path / 'whole'}")
     assert whole.returncode == 0, whole.stderr[-2000:]

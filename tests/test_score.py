@@ -1,6 +1,7 @@
 """asd.score: a back-end refitted on a finished run's saved representations, without the frontend."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,24 +35,54 @@ def _scores(run):
     return pd.Series(section.scores, index=section.file_names)
 
 
+def _finished_run(home: Path, synthetic_root: Path, *overrides: str) -> Path:
+    """One finished run (RUN's settings and ``overrides``) under ``home``, as a user's command leaves it."""
+    (home / "data").mkdir()
+    (home / "data" / "synthetic").symlink_to(synthetic_root)
+    env = {**os.environ, "ASD_ROOT": str(home)}
+    command = [sys.executable, "-m", "asd.train", *RUN, *overrides, "callbacks.progress_bar.refresh_rate=0"]
+    done = subprocess.run(
+        [*command, f"hydra.run.dir={home / 'run'}"], cwd=home, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return home / "run"
+
+
+# Finished runs shared by the tests that only read them (each test writes its own rescored run).
+@pytest.fixture(scope="module")
+def knn_run(tmp_path_factory, synthetic_root):
+    return _finished_run(tmp_path_factory.mktemp("knn_run"), synthetic_root, "backend=knn")
+
+
+@pytest.fixture(scope="module")
+def mahalanobis_run(tmp_path_factory, synthetic_root):
+    return _finished_run(tmp_path_factory.mktemp("mahalanobis_run"), synthetic_root, "backend=selective_mahalanobis")
+
+
 # knn: test_a_multirun_over_backends_gets_its_summary rescores a kNN run with its own back-end, to 1e-9
-@pytest.mark.parametrize("backend", ["selective_mahalanobis", "fusion_standardised"])
-def test_rescoring_with_the_runs_own_backend_reproduces_its_scores(backend, run_cli, tmp_path):
-    run = _train(run_cli, tmp_path, "run", f"backend={backend}")
+def test_rescoring_with_the_runs_own_backend_reproduces_its_scores(mahalanobis_run, tmp_path):
+    run = mahalanobis_run
     assert (run / "representations" / "ToyRotor.npz").is_file()
-    done = _score(tmp_path, run, f"backend={backend}", f"hydra.run.dir={tmp_path / 'rescored'}")
+    done = _score(tmp_path, run, "backend=selective_mahalanobis", f"hydra.run.dir={tmp_path / 'rescored'}")
     assert done.returncode == 0, done.stderr[-3000:]
     np.testing.assert_allclose(_scores(tmp_path / "rescored"), _scores(run), rtol=0, atol=1e-9)
     assert (tmp_path / "rescored" / "submission" / "decision_result_ToyRotor_section_00_test.csv").is_file()
 
 
-def test_another_backend_equals_a_full_run_with_it(run_cli, tmp_path, synthetic_root):
-    run = _train(run_cli, tmp_path, "mse", "backend=mse")
-    full = _train(run_cli, tmp_path, "full", "backend=selective_mahalanobis")  # same seed: same AE weights
-    done = _score(tmp_path, run, "backend=selective_mahalanobis", f"hydra.run.dir={tmp_path / 'rescored'}")
+def test_a_fused_backend_rescored_reproduces_its_scores(run_cli, tmp_path):
+    run = _train(run_cli, tmp_path, "run", "backend=fusion_standardised")
+    done = _score(tmp_path, run, "backend=fusion_standardised", f"hydra.run.dir={tmp_path / 'rescored'}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    np.testing.assert_allclose(_scores(tmp_path / "rescored"), _scores(run), rtol=0, atol=1e-9)
+
+
+def test_another_backend_equals_a_full_run_with_it(knn_run, mahalanobis_run, tmp_path, synthetic_root):
+    # the kNN run and the Mahalanobis run trained the same AE (same seed): rescoring one with the
+    # other's back-end gives the other's scores
+    done = _score(tmp_path, knn_run, "backend=selective_mahalanobis", f"hydra.run.dir={tmp_path / 'rescored'}")
     assert done.returncode == 0, done.stderr[-3000:]
     rescored = tmp_path / "rescored"
-    np.testing.assert_allclose(_scores(rescored), _scores(full), rtol=1e-6)
+    np.testing.assert_allclose(_scores(rescored), _scores(mahalanobis_run), rtol=1e-6)
     # the rescored run is a run: asd.predict scores new audio with the frontend and the new back-end
     test_dir = synthetic_root / "dev_data" / "raw" / "ToyRotor" / "test"
     assert predict_cli([str(rescored), str(test_dir), "--out", str(tmp_path / "p.csv")]) == 0
@@ -59,21 +90,6 @@ def test_another_backend_equals_a_full_run_with_it(run_cli, tmp_path, synthetic_
     np.testing.assert_allclose(
         predicted.set_index("name")["anomaly_score"].loc[_scores(rescored).index], _scores(rescored), rtol=1e-6
     )
-
-
-@pytest.fixture(scope="module")
-def knn_run(tmp_path_factory, synthetic_root):
-    """One finished kNN run (RUN's settings) for the tests that only read it."""
-    home = tmp_path_factory.mktemp("knn_run")
-    (home / "data").mkdir()
-    (home / "data" / "synthetic").symlink_to(synthetic_root)
-    env = {**os.environ, "ASD_ROOT": str(home)}
-    command = [sys.executable, "-m", "asd.train", *RUN, "backend=knn", "callbacks.progress_bar.refresh_rate=0"]
-    done = subprocess.run(
-        [*command, f"hydra.run.dir={home / 'run'}"], cwd=home, env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return home / "run"
 
 
 def test_a_multirun_over_backends_gets_its_summary(knn_run, tmp_path):
@@ -95,8 +111,10 @@ def test_a_multirun_over_backends_gets_its_summary(knn_run, tmp_path):
     assert (knn_job / "submission" / "decision_result_ToyRotor_section_00_test.csv").is_file()
 
 
-def test_a_run_without_representations_is_a_clear_error(run_cli, tmp_path):
-    run = _train(run_cli, tmp_path, "run", "save_representations=false")
+def test_a_run_without_representations_is_a_clear_error(knn_run, tmp_path):
+    # what a save_representations=false run leaves: the run without its representations/
+    run = tmp_path / "run"
+    shutil.copytree(knn_run, run, ignore=shutil.ignore_patterns("representations"))
     done = _score(tmp_path, run, "backend=knn", f"hydra.run.dir={tmp_path / 'rescored'}")
     assert done.returncode == 1
     assert "ToyRotor.npz: missing; the run did not save its representations" in done.stderr

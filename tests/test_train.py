@@ -250,6 +250,9 @@ def test_optuna_search_resumes_and_scores_a_failed_trial_worst(tmp_path, run_cli
     assert resumed.best_value == max(t.value for t in trials)
 
 
+# slow (35 s): the launcher's config is composed by test_configs.py::test_launchers_compose and a
+# multirun's jobs and summary by test_cli_multirun_machines_by_models_with_a_failing_job_and_summary
+@pytest.mark.slow
 def test_parallel_launcher_runs_jobs_in_two_worker_processes(tmp_path, run_cli):
     done = run_cli(
         "asd.train",
@@ -296,6 +299,9 @@ def test_every_experiment_runs_end_to_end(experiment, make_cfg, tmp_path):
 
     overrides = [f"experiment={experiment}", "machine=ToyRotor", "debug=fdr"]
     recipe = (Path(__file__).parents[1] / "conf" / "experiment" / f"{experiment}.yaml").read_text()
+    if "override /model: multibranch" in recipe or experiment.startswith("multibranch"):
+        # 4.5-s clips and narrow branches: the recipe's path end to end, not its 12-s, 2.5M-weight network
+        overrides += ["model.clip_seconds=4.5", "model.branch_dim=16"]
     if "override /encoder: beats" in recipe:  # no real weights here: a tiny BEATs in the official layout
         build_tiny_beats_checkpoint(tmp_path / "BEATs_tiny.pt")
         overrides.append(f"encoder.path={tmp_path / 'BEATs_tiny.pt'}")
