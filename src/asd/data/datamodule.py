@@ -16,7 +16,7 @@ import logging
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Protocol, Sequence, TypedDict
+from typing import Sequence, TypedDict
 
 import lightning as L
 import numpy as np
@@ -124,30 +124,6 @@ def collate_clips(items: list[dict]) -> ClipBatch:
         index=[item["index"] for item in items],
         labels=[item["label"] for item in items],
     )
-
-
-class ClipSource(Protocol):
-    """What models and callbacks may ask of a datamodule (``trainer.datamodule``), and nothing more."""
-
-    machines: list[str]
-    train_clips: list[Clip]  # normal training clips, in train_clip_dataloader's order
-    test_clips: list[Clip]  # in test_dataloader's order
-    class_names: list[str]  # the classification targets (section x attributes), sorted
-    feature_config: FeatureConfig
-    audio_config: AudioConfig
-
-    @property
-    def has_test_labels(self) -> bool: ...
-
-    def class_of(self, clip: Clip) -> str:
-        """The classification target of a clip (:func:`class_name`, with the domain where ``domain_in_class``)."""
-        return class_name(clip.info, self.domain_in_class)
-
-    def train_clip_dataloader(self) -> DataLoader: ...
-
-    def test_dataloader(self) -> DataLoader: ...
-
-    def test_log_mel(self, index: int) -> torch.Tensor: ...
 
 
 class EpochSeededSampler(Sampler):
