@@ -1,6 +1,7 @@
 """One job on every machine type of a year (data.data_split=dev+eval): trained on the development and
 the additional-training (evaluation) types together, each split scored on its own."""
 
+import json
 import os
 import subprocess
 import sys
@@ -75,6 +76,10 @@ def test_one_model_on_both_splits_each_split_scored_on_its_own(run_cli, year_roo
     per_job = [pd.read_csv(sweep / name / "summary.csv").set_index("machine")["score"] for name in ("0", "1")]
     assert official["year dev"] == pytest.approx(sum(s["official score (dev)"] for s in per_job) / 2)
     assert official["year eval"] == pytest.approx(sum(s["official score (eval)"] for s in per_job) / 2)
+    # the data folder moves away after the runs: what follows reads each run's record (run.json), not the data
+    record = json.loads((job / "run.json").read_text())
+    assert record["machine_splits"] == {"ToyClicker": "dev", "ToyRotor": "eval"} and record["year"] == 2024
+    year_root.rename(tmp_path / "moved")
     # the two seeds' ensemble is scored per split too
     assert ensemble_cli([str(sweep / "0"), str(sweep / "1"), "--out", str(tmp_path / "ensemble")]) == 0
     fused = pd.read_csv(tmp_path / "ensemble" / "summary.csv")

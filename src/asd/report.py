@@ -34,7 +34,6 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from asd.data.index import run_data_splits
 from asd.evaluation.metrics import (
     YEAR_METRICS,
     SectionResult,
@@ -46,7 +45,7 @@ from asd.evaluation.metrics import (
     year_section_metrics,
 )
 from asd.files import write_text
-from asd.run_directory import CONFIG, ERROR, OVERRIDES, SCORES, run_config
+from asd.run_directory import CONFIG, ERROR, OVERRIDES, SCORES, read_run_record, run_config
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +97,8 @@ def read_job(job_dir: Path) -> list[Job]:
         if "data" not in cfg and "run_dir" in cfg:  # an asd.score job: it tested the scored run's data
             cfg = run_config(Path(cfg.run_dir))
         data = cfg.data
-        splits = run_data_splits(cfg)
+        record = read_run_record(job_dir)
+        splits = record.machine_splits
     except Exception as error:
         raise ReportError(f"{job_dir}: cannot read the job's .hydra/ config ({error})") from error
     jobs = [
@@ -106,7 +106,7 @@ def read_job(job_dir: Path) -> list[Job]:
             name=job_dir.name,
             configuration=configuration_label(overrides),
             dataset=f"{Path(str(data.root)).name} {split}",
-            year=int(data.year),
+            year=record.year,
             machines=[m for m, m_split in splits.items() if m_split == split],
         )
         for split in dict.fromkeys(splits.values())

@@ -10,14 +10,20 @@
     <run>/training_scores.csv    the training clips' out-of-sample scores (ensembles normalise by them)
     <run>/summary.csv            per section and the official score, %
     <run>/members.txt            an ensemble's member runs; scored_run.txt: the run asd.score rescored
+    <run>/run.json               the run record (:class:`RunRecord`), written when the run starts
     <run>/error.txt              a failed job's traceback
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
+
+from asd.files import write_text
 
 CONFIG = Path(".hydra") / "config.yaml"
 OVERRIDES = Path(".hydra") / "overrides.yaml"
@@ -30,6 +36,7 @@ SUMMARY = "summary.csv"
 MEMBERS = "members.txt"
 SCORED_RUN = "scored_run.txt"
 ERROR = "error.txt"
+RUN_RECORD = "run.json"
 
 
 class RunDirectoryError(ValueError):
@@ -53,3 +60,44 @@ def run_config(run_dir: Path, required: bool = True) -> DictConfig | None:
     if required:
         raise RunDirectoryError(f"{run_dir / CONFIG}: missing; give an asd.train run directory")
     return None
+
+
+def asd_version() -> str:
+    try:
+        return version("asd")
+    except PackageNotFoundError:  # a source tree on the path, not installed
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What a run is, written once when it starts (``run.json``) and read by every later command
+    (asd.score, asd.ensemble, asd.report), so none of them recomputes it from the config and a data
+    folder that may have moved since: the data's year (whose official score counts), each machine
+    type's data split, the members of an ensemble, the command and the asd version that wrote it."""
+
+    entry_point: str  # asd.train | asd.score | asd.ensemble
+    year: int
+    machine_splits: dict[str, str]
+    members: list[str] = field(default_factory=list)  # an ensemble's member runs; asd.score: the scored run
+    asd_version: str = field(default_factory=asd_version)
+
+    def write(self, run_dir: Path) -> Path:
+        return write_text(Path(run_dir) / RUN_RECORD, json.dumps(asdict(self), indent=1) + "\n")
+
+
+def read_run_record(run_dir: Path) -> RunRecord:
+    """The record of a run; a run of an asd version before run.json: rebuilt from its config and its
+    data folder (which must then still be where the run read it)."""
+    path = Path(run_dir) / RUN_RECORD
+    if path.is_file():
+        try:
+            return RunRecord(**json.loads(path.read_text()))
+        except (ValueError, TypeError) as err:
+            raise RunDirectoryError(f"{path}: not a run record of asd ({err})") from err
+    from asd.data.index import run_data_splits
+
+    cfg = run_config(Path(run_dir))
+    if "data" not in cfg and "run_dir" in cfg:  # an asd.score job stopped before its record: the scored run's
+        return read_run_record(Path(cfg.run_dir))
+    return RunRecord("asd.train", int(cfg.data.year), run_data_splits(cfg), asd_version="before run.json")

@@ -19,12 +19,20 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from asd.backends import build_backend
-from asd.data.index import labelled_machines, run_data_splits
+from asd.data.index import labelled_machines
 from asd.evaluation.results import RunResults, section_results
 from asd.files import write_text
 from asd.jobs import config_dir, run_job
 from asd.representations import load_representations
-from asd.run_directory import REPRESENTATIONS, SCORED_RUN, SYSTEMS, RunDirectoryError, run_config
+from asd.run_directory import (
+    REPRESENTATIONS,
+    SCORED_RUN,
+    SYSTEMS,
+    RunDirectoryError,
+    RunRecord,
+    read_run_record,
+    run_config,
+)
 from asd.system import load_system, save_system
 from asd.vocabulary import DOMAIN_CODES
 
@@ -46,7 +54,9 @@ def score_run(cfg: DictConfig) -> dict[str, float]:
     systems = sorted((run_dir / SYSTEMS).glob("*.pt"))
     if not systems:
         raise RunDirectoryError(f"{run_dir / SYSTEMS}: no saved systems; only finished runs can be scored again")
-    splits, year = run_data_splits(run_cfg), int(run_cfg.data.year)
+    scored = read_run_record(run_dir)
+    splits, year = scored.machine_splits, scored.year
+    RunRecord("asd.score", year, splits, members=[str(run_dir.resolve())]).write(output_dir)
     sections, training = [], []
     for file in systems:
         saved_path = run_dir / REPRESENTATIONS / f"{file.stem}.npz"

@@ -23,7 +23,7 @@ from asd.evaluation.metrics import SectionResult
 from asd.evaluation.results import RunResults, section_results
 from asd.jobs import config_dir, run_job
 from asd.representations import save_representations
-from asd.run_directory import REPRESENTATIONS, SYSTEMS
+from asd.run_directory import REPRESENTATIONS, SYSTEMS, RunRecord
 from asd.system import save_system
 from asd.vocabulary import DOMAIN_CODES
 
@@ -91,6 +91,9 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     """Fit and test per the config; return (metrics, objects). Metrics are fractions in [0, 1]."""
     check_config_types(cfg)
     output_dir = Path(cfg.paths.output_dir)
+    record = RunRecord("asd.train", int(cfg.data.year), run_data_splits(cfg))
+    if rank_zero_only.rank == 0:
+        record.write(output_dir)
     sections: list[SectionResult] = []
     training: list[SectionResult] = []
     for machines in machine_groups(cfg):
@@ -98,7 +101,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         tested, trained = fit_and_test(cfg, machines, output_dir)
         sections += tested
         training += trained
-    results = RunResults(int(cfg.data.year), sections, training, run_data_splits(cfg))
+    results = RunResults(record.year, sections, training, record.machine_splits)
     if rank_zero_only.rank != 0:  # under DDP, other ranks computed the same sections; rank 0 writes
         return {}, {"sections": results.labelled}
     return results.write(output_dir), {"sections": results.labelled}
