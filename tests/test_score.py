@@ -1,5 +1,6 @@
 """asd.score: a back-end refitted on a finished run's saved representations, without the frontend."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -140,3 +141,14 @@ def test_a_missing_run_directory_is_named(tmp_path):
     assert done.returncode == 1
     assert f"{tmp_path / 'no_such_run'}: run directory not found" in done.stderr
     assert "grammar" not in done.stderr.lower()
+
+
+def test_a_run_of_an_earlier_version_without_its_record_is_read_from_its_config(knn_run, tmp_path):
+    # runs written before run.json existed: their year and splits come from their config, as before
+    run = tmp_path / "old_run"
+    shutil.copytree(knn_run, run, ignore=shutil.ignore_patterns("run.json"))
+    done = _score(tmp_path, run, "backend=lof", f"hydra.run.dir={tmp_path / 'rescored'}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((tmp_path / "rescored" / "run.json").read_text())
+    assert record["entry_point"] == "asd.score" and record["members"] == [str(run.resolve())]
+    assert record["year"] == 2024 and record["machine_splits"] == {"ToyRotor": "dev"}
