@@ -20,7 +20,6 @@ the components are the same where it is at float rounding.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -30,9 +29,15 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-from versus_baseline import PROFILES, our_scores, run_ours, tables, timed
-
-from asd.data.synthetic import ensure_dataset
+from versus_baseline import (
+    comparison_parser,
+    comparison_plan,
+    our_scores,
+    print_comparison,
+    run_ours,
+    tables,
+    timed,
+)
 
 SHARED_TOOL = Path(__file__).resolve().parents[2] / "shared" / "tools" / "run_asdkit.sh"
 ASDKIT = "ASDKit: dis_spec_scac_trainable"
@@ -138,21 +143,12 @@ def check_network(python: Path, source: Path) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="default")
-    parser.add_argument("--experiments", default="multibranch_sc_adacos_knn")
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument(
-        "--data-seed", type=int, default=0, help="the synthetic generator's seed (0: the embedded data)"
-    )
-    parser.add_argument("--data-root", type=Path, help="default: data/synthetic[_benchmark][_<data seed>]")
+    parser = comparison_parser(__doc__.split("\n\n")[0], "multibranch_sc_adacos_knn", "0,1,2")
     parser.add_argument("--epochs", type=int, help="training epochs of both sides (default: each recipe's, 16)")
-    parser.add_argument("--work", type=Path, help="where the runs go (and are read back from)")
     parser.add_argument("--asdkit-tool", type=Path, default=SHARED_TOOL)
     parser.add_argument("--check-network", action="store_true", help="compare the two networks, then stop")
-    parser.add_argument(
-        "--asdkit-python", type=Path, default=Path(os.environ.get("ASDKIT_VENV", "/tmp/asdkit-venv")) / "bin" / "python"
-    )
+    venv = Path(os.environ.get("ASDKIT_VENV", "/tmp/asdkit-venv"))
+    parser.add_argument("--asdkit-python", type=Path, default=venv / "bin" / "python")
     parser.add_argument("--asdkit-source", type=Path, default=Path(os.environ.get("ASDKIT_SRC", "/tmp/asdkit/src")))
     args = parser.parse_args(argv)
     if args.check_network:
@@ -160,12 +156,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.work is None:
         parser.error("--work is required")
-    seeds = [int(s) for s in args.seeds.split(",")]
-    experiments = [e for e in args.experiments.split(",") if e]
-    data, _ = PROFILES[args.profile]
-    root = args.data_root or Path("data") / (data + (f"_{args.data_seed}" if args.data_seed else ""))
-    root = ensure_dataset(root.resolve(), seed=args.data_seed, profile=args.profile)
-    machines = sorted(p.name for p in (root / "dev_data" / "raw").iterdir() if p.is_dir())
+    seeds, experiments, root, machines = comparison_plan(args)
     if not args.asdkit_tool.is_file():
         sys.exit(f"{args.asdkit_tool}: ASDKit's runner is missing (--asdkit-tool)")
     overrides = (f"trainer.max_epochs={args.epochs}",) if args.epochs else ()
@@ -178,11 +169,7 @@ def main(argv: list[str] | None = None) -> None:
             run_dir = run_ours(experiment, args.profile, root, args.data_seed, seed, args.work, overrides)
             results[f"ours: {experiment}"][seed] = {**our_scores(run_dir), "epoch_seconds": epoch_seconds(run_dir)}
         print(f"seed {seed} done", flush=True)
-    overall, per_machine = tables(results, seeds, machines, reference_system=ASDKIT)
-    print(f"\n## Official score (%), {args.profile} profile (generator seed {args.data_seed}, {root})\n")
-    print(overall)
-    print("\n## Score per machine type (%), mean over the seeds\n")
-    print(per_machine)
+    print_comparison(tables(results, seeds, machines, reference_system=ASDKIT), args, root)
 
 
 if __name__ == "__main__":

@@ -129,24 +129,39 @@ def tables(
     return pd.DataFrame(rows).to_string(index=False), pd.DataFrame(per_machine).to_string(index=False)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def comparison_parser(description: str, experiments: str, seeds: str) -> argparse.ArgumentParser:
+    """The options every side-by-side benchmark shares (this one and versus_asdkit.py)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--profile", choices=sorted(PROFILES), default="default")
-    parser.add_argument("--experiments", default="ae_fusion,ae_standardised_fusion")
-    parser.add_argument("--seeds", default="13711,1,2")
+    parser.add_argument("--experiments", default=experiments)
+    parser.add_argument("--seeds", default=seeds)
     parser.add_argument(
         "--data-seed", type=int, default=0, help="the synthetic generator's seed (0: the embedded data)"
     )
     parser.add_argument("--data-root", type=Path, help="default: data/synthetic[_benchmark][_<data seed>]")
-    parser.add_argument("--work", type=Path, required=True, help="where the runs go (and are read back from)")
-    parser.add_argument("--baseline-tool", type=Path, default=SHARED_TOOL)
-    args = parser.parse_args(argv)
+    parser.add_argument("--work", type=Path, help="where the runs go (and are read back from)")
+    return parser
+
+
+def comparison_plan(args) -> tuple[list[int], list[str], Path, list[str]]:
+    """(seeds, experiments, the data root, its machine types) of a side-by-side benchmark; the data is
+    generated where missing."""
     seeds = [int(s) for s in args.seeds.split(",")]
     experiments = [e for e in args.experiments.split(",") if e]
-    data, machine_config = PROFILES[args.profile]
+    data, _ = PROFILES[args.profile]
     root = args.data_root or Path("data") / (data + (f"_{args.data_seed}" if args.data_seed else ""))
     root = ensure_dataset(root.resolve(), seed=args.data_seed, profile=args.profile)
     machines = sorted(p.name for p in (root / "dev_data" / "raw").iterdir() if p.is_dir())
+    return seeds, experiments, root, machines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = comparison_parser(__doc__.split("\n\n")[0], "ae_fusion,ae_standardised_fusion", "13711,1,2")
+    parser.add_argument("--baseline-tool", type=Path, default=SHARED_TOOL)
+    args = parser.parse_args(argv)
+    if args.work is None:
+        parser.error("--work is required")
+    seeds, experiments, root, machines = comparison_plan(args)
     if not args.baseline_tool.is_file():
         sys.exit(f"{args.baseline_tool}: the official baseline's runner is missing (--baseline-tool)")
     results: dict[str, dict[int, dict]] = {system: {} for system in BASELINE_MODES.values()}
@@ -160,7 +175,11 @@ def main(argv: list[str] | None = None) -> None:
             run_dir = run_ours(experiment, args.profile, root, args.data_seed, seed, args.work)
             results[f"ours: {experiment}"][seed] = our_scores(run_dir)
         print(f"seed {seed} done", flush=True)
-    overall, per_machine = tables(results, seeds, machines)
+    print_comparison(tables(results, seeds, machines), args, root)
+
+
+def print_comparison(printed_tables: tuple[str, str], args, root: Path) -> None:
+    overall, per_machine = printed_tables
     print(f"\n## Official score (%), {args.profile} profile (generator seed {args.data_seed}, {root})\n")
     print(overall)
     print("\n## Score per machine type (%), mean over the seeds\n")
