@@ -70,6 +70,9 @@ def test_rescoring_with_the_runs_own_backend_reproduces_its_scores(mahalanobis_r
     assert (tmp_path / "rescored" / "submission" / "decision_result_ToyRotor_section_00_test.csv").is_file()
 
 
+# slow (25 s): rescoring a run with its own back-end is covered by the test above, a fused back-end's
+# rescoring by test_a_multirun_over_backends_gets_its_summary
+@pytest.mark.slow
 def test_a_fused_backend_rescored_reproduces_its_scores(run_cli, tmp_path):
     run = _train(run_cli, tmp_path, "run", "backend=fusion_standardised")
     done = _score(tmp_path, run, "backend=fusion_standardised", f"hydra.run.dir={tmp_path / 'rescored'}")

@@ -110,6 +110,10 @@ def section_rows(result_csv: Path) -> dict[str, list[float]]:
     return rows
 
 
+# slow (38 s): a failing job in a multirun is covered by test_optuna_search_resumes_and_scores_a_failed_trial_worst,
+# a real multirun and its report by test_report.py::test_a_runs_official_score_is_its_years_everywhere, and
+# the report's grouping and failed-job rows by test_report.py's hand-made multiruns
+@pytest.mark.slow
 def test_cli_multirun_machines_by_models_with_a_failing_job_and_summary(tmp_path, run_cli):
     # 3 machine types x 2 models; "fan" is not in the synthetic data, so its two jobs fail
     done = run_cli(
@@ -252,7 +256,7 @@ def test_optuna_search_resumes_and_scores_a_failed_trial_worst(tmp_path, run_cli
 
 
 # slow (35 s): the launcher's config is composed by test_configs.py::test_launchers_compose and a
-# multirun's jobs and summary by test_cli_multirun_machines_by_models_with_a_failing_job_and_summary
+# multirun's jobs and summary by test_report.py::test_a_runs_official_score_is_its_years_everywhere
 @pytest.mark.slow
 def test_parallel_launcher_runs_jobs_in_two_worker_processes(tmp_path, run_cli):
     done = run_cli(
