@@ -136,3 +136,22 @@ def test_two_seeds_of_a_real_run_combine(make_cfg, tmp_path):
     z = [(m.scores - t.scores.mean()) / t.scores.std() for m, t in zip(members, trainings)]
     np.testing.assert_allclose(fused.scores, np.mean(z, axis=0), atol=1e-12)
     assert len(trainings[0].scores) == 100 and (trainings[0].labels == 0).all()
+
+
+def test_an_ensemble_of_an_earlier_version_is_read_through_its_members_txt(tmp_path):
+    from omegaconf import OmegaConf
+
+    from asd.run_directory import read_run_record
+
+    member = tmp_path / "member"
+    (member / ".hydra").mkdir(parents=True)
+    config = {"data": {"year": 2021, "root": str(tmp_path), "data_split": "dev"}, "machine": {"types": ["fan"]}}
+    OmegaConf.save(OmegaConf.create(config), member / ".hydra" / "config.yaml")
+    old_ensemble = tmp_path / "old_ensemble"  # what asd.ensemble wrote before run.json: members.txt
+    old_ensemble.mkdir()
+    (old_ensemble / "members.txt").write_text(f"{member}\n{tmp_path / 'other'}\n")
+    record = read_run_record(old_ensemble)
+    assert record.year == 2021 and record.machine_splits == {"fan": "dev"}
+    scores_alone = tmp_path / "scores_alone"  # a folder of score files: no record, no config
+    scores_alone.mkdir()
+    assert read_run_record(scores_alone, required=False) is None

@@ -22,18 +22,8 @@ import numpy as np
 from asd.backends.fusion import COMBINE, z_normaliser
 from asd.evaluation.metrics import SectionResult, read_clip_scores
 from asd.evaluation.results import RunResults
-from asd.files import write_text
 from asd.models.base import decision_thresholds
-from asd.run_directory import (
-    MEMBERS,
-    RUN_RECORD,
-    SCORES,
-    TRAINING_SCORES,
-    RunDirectoryError,
-    RunRecord,
-    read_run_record,
-    run_config,
-)
+from asd.run_directory import SCORES, TRAINING_SCORES, RunDirectoryError, RunRecord, read_run_record
 from asd.vocabulary import DOMAINS, section_key
 
 
@@ -106,20 +96,13 @@ def write_ensemble(run_dirs: list[Path], out_dir: Path, combine: str = "mean") -
     sections, training = combine_runs(run_dirs, combine)
     # each machine type's split as the first run read it (dev+eval runs are scored per split), and the
     # data's year; a folder of scores alone: one split, the current definition
-    first = run_dirs[0]
-    if (first / RUN_RECORD).is_file() or run_config(first, required=False) is not None:
-        try:
-            member = read_run_record(first)
-        except RunDirectoryError as err:
-            raise EnsembleError(str(err)) from err
-        splits, year = member.machine_splits, member.year
-    else:
-        splits, year = None, 2024
-    members = [str(run.resolve()) for run in run_dirs]
-    RunRecord("asd.ensemble", year, splits or {}, members=members).write(out_dir)
-    metrics = RunResults(year, sections, training, splits).write(out_dir)
-    write_text(out_dir / MEMBERS, "".join(f"{member}\n" for member in members))
-    return metrics
+    try:
+        first = read_run_record(run_dirs[0], required=False)
+    except RunDirectoryError as err:
+        raise EnsembleError(str(err)) from err
+    splits, year = (first.machine_splits, first.year) if first is not None else (None, 2024)
+    RunRecord("asd.ensemble", year, splits or {}, members=[str(run.resolve()) for run in run_dirs]).write(out_dir)
+    return RunResults(year, sections, training, splits).write(out_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

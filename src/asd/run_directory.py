@@ -9,8 +9,8 @@
     <run>/scores.csv             every labelled test clip's score, decision and ground truth
     <run>/training_scores.csv    the training clips' out-of-sample scores (ensembles normalise by them)
     <run>/summary.csv            per section and the official score, %
-    <run>/members.txt            an ensemble's member runs; scored_run.txt: the run asd.score rescored
-    <run>/run.json               the run record (:class:`RunRecord`), written when the run starts
+    <run>/run.json               the run record (:class:`RunRecord`), written when the run starts; it
+                                 names an ensemble's member runs and the run asd.score rescored
     <run>/error.txt              a failed job's traceback
 """
 
@@ -33,8 +33,8 @@ SUBMISSION = "submission"
 SCORES = "scores.csv"
 TRAINING_SCORES = "training_scores.csv"
 SUMMARY = "summary.csv"
-MEMBERS = "members.txt"
-SCORED_RUN = "scored_run.txt"
+#: an ensemble's member runs, one per line, as asd versions before run.json wrote them
+LEGACY_MEMBERS = "members.txt"
 ERROR = "error.txt"
 RUN_RECORD = "run.json"
 
@@ -55,8 +55,9 @@ def run_config(run_dir: Path, required: bool = True) -> DictConfig | None:
         raise RunDirectoryError(f"{run_dir}: run directory not found")
     if (run_dir / CONFIG).is_file():
         return OmegaConf.load(run_dir / CONFIG)
-    if (run_dir / MEMBERS).is_file():
-        return run_config(Path((run_dir / MEMBERS).read_text().split("\n")[0]), required)
+    members = _recorded_members(run_dir)
+    if members:
+        return run_config(Path(members[0]), required)
     if required:
         raise RunDirectoryError(f"{run_dir / CONFIG}: missing; give an asd.train run directory")
     return None
@@ -86,18 +87,38 @@ class RunRecord:
         return write_text(Path(run_dir) / RUN_RECORD, json.dumps(asdict(self), indent=1) + "\n")
 
 
-def read_run_record(run_dir: Path) -> RunRecord:
-    """The record of a run; a run of an asd version before run.json: rebuilt from its config and its
-    data folder (which must then still be where the run read it)."""
+def _stored_record(run_dir: Path) -> RunRecord | None:
     path = Path(run_dir) / RUN_RECORD
-    if path.is_file():
-        try:
-            return RunRecord(**json.loads(path.read_text()))
-        except (ValueError, TypeError) as err:
-            raise RunDirectoryError(f"{path}: not a run record of asd ({err})") from err
+    if not path.is_file():
+        return None
+    try:
+        return RunRecord(**json.loads(path.read_text()))
+    except (ValueError, TypeError) as err:
+        raise RunDirectoryError(f"{path}: not a run record of asd ({err})") from err
+
+
+def _recorded_members(run_dir: Path) -> list[str]:
+    """An ensemble's member runs (an asd.score run's: the run it rescored), from its record or, for an
+    ensemble of an earlier version, its members.txt."""
+    record = _stored_record(run_dir)
+    if record is not None:
+        return record.members
+    legacy = run_dir / LEGACY_MEMBERS
+    return [line for line in legacy.read_text().splitlines() if line] if legacy.is_file() else []
+
+
+def read_run_record(run_dir: Path, required: bool = True) -> RunRecord | None:
+    """The record of a run; a run of an asd version before run.json: rebuilt from its config and its
+    data folder (which must then still be where the run read it). Where there is neither (a folder of
+    score files alone): an error, or None where not ``required``."""
+    record = _stored_record(run_dir)
+    if record is not None:
+        return record
     from asd.data.index import run_data_splits
 
-    cfg = run_config(Path(run_dir))
+    cfg = run_config(Path(run_dir), required)
+    if cfg is None:
+        return None
     if "data" not in cfg and "run_dir" in cfg:  # an asd.score job stopped before its record: the scored run's
         return read_run_record(Path(cfg.run_dir))
     return RunRecord("asd.train", int(cfg.data.year), run_data_splits(cfg), asd_version="before run.json")

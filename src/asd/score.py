@@ -21,12 +21,10 @@ from omegaconf import DictConfig, OmegaConf
 from asd.backends import build_backend
 from asd.data.index import labelled_machines
 from asd.evaluation.results import RunResults, section_results
-from asd.files import write_text
 from asd.jobs import config_dir, run_job
 from asd.representations import load_representations
 from asd.run_directory import (
     REPRESENTATIONS,
-    SCORED_RUN,
     SYSTEMS,
     RunDirectoryError,
     RunRecord,
@@ -84,7 +82,6 @@ def score_run(cfg: DictConfig) -> dict[str, float]:
             system,
             OmegaConf.create({"model": model_cfg, "backend": chosen}),
         )
-    write_text(output_dir / SCORED_RUN, f"{run_dir.resolve()}\n")
     return RunResults(year, sections, training, splits).write(output_dir)
 
 

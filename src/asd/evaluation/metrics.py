@@ -179,12 +179,10 @@ def result_rows_2020(sections: list[SectionResult]) -> list[list]:
     rows: list[list] = []
     everything = []
     for machine in sorted({s.machine for s in sections}):
-        metrics = [
-            year_section_metrics(s, 2020) for s in sorted(sections, key=lambda s: s.section_id) if s.machine == machine
-        ]
-        ids = sorted(s.section_id for s in sections if s.machine == machine)
+        machine_sections = sorted((s for s in sections if s.machine == machine), key=lambda s: s.section_id)
+        metrics = [year_section_metrics(s, 2020) for s in machine_sections]
         rows += [[machine], ["id", "AUC", "pAUC"]]
-        rows += [[section_id, m["AUC"], m["pAUC"]] for section_id, m in zip(ids, metrics)]
+        rows += [[s.section_id, m["AUC"], m["pAUC"]] for s, m in zip(machine_sections, metrics)]
         rows += [
             ["Average", float(np.mean([m["AUC"] for m in metrics])), float(np.mean([m["pAUC"] for m in metrics]))],
             [],
