@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
+import logging
 import os
+import runpy
 import subprocess
 import sys
+import traceback
+import warnings
 from pathlib import Path
 
 import pytest
@@ -95,8 +101,23 @@ def synthetic_2020_root(tmp_path_factory) -> Path:
     return generate(tmp_path_factory.mktemp("synthetic_2020") / "synthetic_2020", seed=0, year=2020)
 
 
+@pytest.fixture(scope="session")
+def feature_cache(tmp_path_factory) -> Path:
+    """One feature cache for the session's runs on the synthetic dataset: its entries are keyed by the
+    settings and each file, so runs with other settings miss it as they would their own."""
+    return tmp_path_factory.mktemp("feature_cache")
+
+
+def provide_synthetic_data(home: Path, synthetic_root: Path, feature_cache: Path) -> None:
+    """Give a command run with ``ASD_ROOT=home`` the session's synthetic dataset (home/data/synthetic)
+    and feature cache (home/data/cache/features), where the default paths look for them."""
+    (home / "data" / "cache").mkdir(parents=True)
+    (home / "data" / "synthetic").symlink_to(synthetic_root)
+    (home / "data" / "cache" / "features").symlink_to(feature_cache)
+
+
 @pytest.fixture
-def make_cfg(tmp_path, synthetic_root):
+def make_cfg(tmp_path, synthetic_root, feature_cache):
     """Compose the training config as `python -m asd.train <overrides>` would, writing under tmp_path."""
 
     def _make(*overrides: str) -> DictConfig:
@@ -108,6 +129,7 @@ def make_cfg(tmp_path, synthetic_root):
             cfg.paths.cache_dir = str(tmp_path / "cache")
             if cfg.data.synthetic_seed is not None and not any(o.startswith("data.root=") for o in overrides):
                 cfg.data.root = str(synthetic_root)
+                cfg.paths.cache_dir = str(feature_cache)
             cfg.callbacks.progress_bar.refresh_rate = 0
         Path(cfg.paths.output_dir).mkdir(parents=True, exist_ok=True)
         return cfg
@@ -115,16 +137,63 @@ def make_cfg(tmp_path, synthetic_root):
     return _make
 
 
-@pytest.fixture
-def run_cli(tmp_path, synthetic_root):
-    """Run ``python -m asd.train|asd.report …`` as a user would, with ASD_ROOT=tmp_path
-    (logs under tmp_path/logs) and the session's synthetic dataset as tmp_path/data/synthetic."""
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "synthetic").symlink_to(synthetic_root)
-    env = {**os.environ, "ASD_ROOT": str(tmp_path)}
+def run_module_in_process(
+    module: str, arguments: list[str], cwd: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess:
+    """``python -m <module> <arguments>`` run as ``python -m`` runs it (``runpy``, ``sys.argv``, the
+    working directory and environment set), in this interpreter: a fresh ``python`` spends most of a
+    short command importing torch and Lightning, and the CLI tests run dozens of commands. Returns
+    what a subprocess would (exit status, stdout, stderr)."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    saved_argv, saved_cwd, saved_env = sys.argv, os.getcwd(), dict(os.environ)
+    root_logger = logging.getLogger()
+    saved_handlers, saved_level = root_logger.handlers[:], root_logger.level
+    returncode = 0
+    try:
+        sys.argv = [module, *arguments]
+        os.chdir(cwd)
+        os.environ.update(env)
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*found in sys.modules", category=RuntimeWarning)
+            try:
+                runpy.run_module(module, run_name="__main__", alter_sys=True)
+            except SystemExit as exit_:
+                if isinstance(exit_.code, str):  # sys.exit("message"): the interpreter prints it, status 1
+                    stderr.write(exit_.code + "\n")
+                returncode = 1 if isinstance(exit_.code, str) else (exit_.code or 0)
+            except BaseException:
+                traceback.print_exc(file=stderr)
+                returncode = 1
+    finally:
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        # Hydra points the root logger at this run's folder and the captured streams: put it back.
+        for handler in root_logger.handlers[:]:
+            if handler not in saved_handlers:
+                root_logger.removeHandler(handler)
+                handler.close()
+        root_logger.handlers[:] = saved_handlers
+        root_logger.setLevel(saved_level)
+    return subprocess.CompletedProcess([module, *arguments], returncode, stdout.getvalue(), stderr.getvalue())
 
-    def _run(module: str, *arguments: str) -> subprocess.CompletedProcess:
+
+@pytest.fixture
+def run_cli(tmp_path, synthetic_root, feature_cache):
+    """Run ``python -m asd.train|asd.score|asd.report …`` as a user would, with ASD_ROOT=tmp_path
+    (logs under tmp_path/logs) and the session's synthetic dataset and feature cache under tmp_path/data; in this
+    interpreter (:func:`run_module_in_process`), or with ``process=True`` in a new one (commands that
+    start processes of their own, signals)."""
+    provide_synthetic_data(tmp_path, synthetic_root, feature_cache)
+    env = {"ASD_ROOT": str(tmp_path)}
+
+    def _run(module: str, *arguments: str, process: bool = False) -> subprocess.CompletedProcess:
+        if not process:
+            return run_module_in_process(module, list(arguments), tmp_path, env)
         command = [sys.executable, "-m", module, *arguments]
-        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        return subprocess.run(
+            command, cwd=tmp_path, env={**os.environ, **env}, capture_output=True, text=True, timeout=600
+        )
 
     return _run

@@ -57,7 +57,7 @@ def test_predict_reproduces_the_runs_scores_without_the_dataset(family, make_cfg
 
 
 @pytest.fixture(scope="module")
-def ae_run(tmp_path_factory, synthetic_root):
+def ae_run(tmp_path_factory, synthetic_root, feature_cache):
     from hydra import compose, initialize_config_dir
     from omegaconf import open_dict
 
@@ -70,7 +70,7 @@ def ae_run(tmp_path_factory, synthetic_root):
         )
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp / "run")
-        cfg.paths.cache_dir = str(tmp / "cache")
+        cfg.paths.cache_dir = str(feature_cache)
         cfg.data.root = str(synthetic_root)
     Path(cfg.paths.output_dir).mkdir(parents=True)
     train(cfg)
@@ -169,6 +169,7 @@ def test_ddp_on_two_cpu_processes_gathers_every_test_score(tmp_path, synthetic_r
         "machine=ToyRotor",
         "debug=fdr",
         "callbacks.progress_bar.refresh_rate=0",
+        process=True,  # Lightning starts the second rank by running the command again
     )
     assert done.returncode == 0, done.stderr[-3000:]
     run = next((tmp_path / "logs" / "debug" / "runs").iterdir())

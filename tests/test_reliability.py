@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import TINY_MFN_OVERRIDES
+from conftest import TINY_MFN_OVERRIDES, provide_synthetic_data
 
 QUIET = ["callbacks.progress_bar.refresh_rate=0"]
 
@@ -79,9 +79,8 @@ def test_a_run_killed_mid_training_resumes_to_the_uninterrupted_metrics(tmp_path
     )
 
 
-def test_two_runs_started_together_never_share_a_run_directory(tmp_path, synthetic_root):
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "synthetic").symlink_to(synthetic_root)
+def test_two_runs_started_together_never_share_a_run_directory(tmp_path, synthetic_root, feature_cache):
+    provide_synthetic_data(tmp_path, synthetic_root, feature_cache)
     runs = [start_train(tmp_path, f"machine={m}", "debug=fdr") for m in ("ToyRotor", "ToyHum")]
     for process in runs:
         _, stderr = process.communicate(timeout=600)

@@ -1,15 +1,13 @@
 """asd.score: a back-end refitted on a finished run's saved representations, without the frontend."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import provide_synthetic_data, run_module_in_process
 
 from asd.evaluation.metrics import read_clip_scores
 from asd.predict import main as predict_cli
@@ -26,9 +24,8 @@ def _train(run_cli, tmp_path, name, *overrides):
 
 
 def _score(tmp_path, run, *arguments, multirun=False):
-    env = {**os.environ, "ASD_ROOT": str(tmp_path)}
-    command = [sys.executable, "-m", "asd.score", *(["-m"] if multirun else []), str(run), *arguments]
-    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    arguments = [*(["-m"] if multirun else []), str(run), *arguments]
+    return run_module_in_process("asd.score", arguments, tmp_path, {"ASD_ROOT": str(tmp_path)})
 
 
 def _scores(run):
@@ -36,28 +33,26 @@ def _scores(run):
     return pd.Series(section.scores, index=section.file_names)
 
 
-def _finished_run(home: Path, synthetic_root: Path, *overrides: str) -> Path:
+def _finished_run(home: Path, synthetic_root: Path, feature_cache: Path, *overrides: str) -> Path:
     """One finished run (RUN's settings and ``overrides``) under ``home``, as a user's command leaves it."""
-    (home / "data").mkdir()
-    (home / "data" / "synthetic").symlink_to(synthetic_root)
-    env = {**os.environ, "ASD_ROOT": str(home)}
-    command = [sys.executable, "-m", "asd.train", *RUN, *overrides, "callbacks.progress_bar.refresh_rate=0"]
-    done = subprocess.run(
-        [*command, f"hydra.run.dir={home / 'run'}"], cwd=home, env=env, capture_output=True, text=True
-    )
+    provide_synthetic_data(home, synthetic_root, feature_cache)
+    arguments = [*RUN, *overrides, "callbacks.progress_bar.refresh_rate=0", f"hydra.run.dir={home / 'run'}"]
+    done = run_module_in_process("asd.train", arguments, home, {"ASD_ROOT": str(home)})
     assert done.returncode == 0, done.stderr[-3000:]
     return home / "run"
 
 
 # Finished runs shared by the tests that only read them (each test writes its own rescored run).
 @pytest.fixture(scope="module")
-def knn_run(tmp_path_factory, synthetic_root):
-    return _finished_run(tmp_path_factory.mktemp("knn_run"), synthetic_root, "backend=knn")
+def knn_run(tmp_path_factory, synthetic_root, feature_cache):
+    return _finished_run(tmp_path_factory.mktemp("knn_run"), synthetic_root, feature_cache, "backend=knn")
 
 
 @pytest.fixture(scope="module")
-def mahalanobis_run(tmp_path_factory, synthetic_root):
-    return _finished_run(tmp_path_factory.mktemp("mahalanobis_run"), synthetic_root, "backend=selective_mahalanobis")
+def mahalanobis_run(tmp_path_factory, synthetic_root, feature_cache):
+    return _finished_run(
+        tmp_path_factory.mktemp("mahalanobis_run"), synthetic_root, feature_cache, "backend=selective_mahalanobis"
+    )
 
 
 # knn: test_a_multirun_over_backends_gets_its_summary rescores a kNN run with its own back-end, to 1e-9
@@ -100,12 +95,12 @@ def test_a_multirun_over_backends_gets_its_summary(knn_run, tmp_path):
     # a kNN run: none of its back-end settings (k_source, ...) may reach the other back-ends
     run = knn_run
     sweep = tmp_path / "sweep"
-    done = _score(tmp_path, run, "backend=knn,lof,fusion", f"hydra.sweep.dir={sweep}", multirun=True)
+    done = _score(tmp_path, run, "backend=knn,mahalanobis,fusion", f"hydra.sweep.dir={sweep}", multirun=True)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = pd.read_csv(sweep / "summary.csv")
     official = summary[summary["machine"] == "official score"]
     assert len(official) == 3 and (official["status"] == "ok").all()
-    assert official["configuration"].str.contains("backend=lof").any()
+    assert official["configuration"].str.contains("backend=mahalanobis").any()
     (knn_job,) = [
         d
         for d in sweep.iterdir()
@@ -150,7 +145,7 @@ def test_a_run_of_an_earlier_version_without_its_record_is_read_from_its_config(
     # runs written before run.json existed: their year and splits come from their config, as before
     run = tmp_path / "old_run"
     shutil.copytree(knn_run, run, ignore=shutil.ignore_patterns("run.json"))
-    done = _score(tmp_path, run, "backend=lof", f"hydra.run.dir={tmp_path / 'rescored'}")
+    done = _score(tmp_path, run, "backend=mahalanobis", f"hydra.run.dir={tmp_path / 'rescored'}")
     assert done.returncode == 0, done.stderr[-3000:]
     record = json.loads((tmp_path / "rescored" / "run.json").read_text())
     assert record["entry_point"] == "asd.score" and record["members"] == [str(run.resolve())]
