@@ -41,7 +41,7 @@ def main() -> None:
     root = ensure_dataset(Path("data/synthetic"))
     print(f"torch threads: {torch.get_num_threads()}, device: {'cuda' if torch.cuda.is_available() else 'cpu'}")
     with tempfile.TemporaryDirectory() as cache:
-        frames = DCASEDataModule(str(root), ["ToyRotor"], synthetic_seed=0, input="frames", cache_dir=cache)
+        frames = DCASEDataModule(str(root), ["ToyRotor"], input="frames", cache_dir=cache)
         frames.prepare_data(), frames.setup()
         vectors = len(frames.train_dataloader().dataset)
         ae = AutoEncoderModule(MSEBackend())
@@ -56,7 +56,7 @@ def main() -> None:
         print(
             f"asd.predict with the AE: {len(test_files)} clips of 2 s in {seconds:.2f} s = {len(test_files) / seconds:.0f} clips/s"
         )
-        clips = DCASEDataModule(str(root), ["ToyRotor"], synthetic_seed=0, input="clips", cache_dir=cache)
+        clips = DCASEDataModule(str(root), ["ToyRotor"], input="clips", cache_dir=cache)
         clips.prepare_data(), clips.setup()
         n_clips = len(clips.train_clips)
         seconds = one_epoch(MobileFaceNetModule(KNNBackend()), clips)

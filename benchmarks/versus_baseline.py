@@ -82,7 +82,7 @@ def run_ours(
     if not time_file.is_file():
         data, machine = PROFILES[profile]
         command = [sys.executable, "-m", "asd.train", f"experiment={experiment}", f"data={data}"]
-        command += [f"machine={machine}", f"data.root={root}", f"data.synthetic_seed={data_seed}", f"seed={seed}"]
+        command += [f"machine={machine}", f"data.root={root}", f"data.synthetic.seed={data_seed}", f"seed={seed}"]
         command += list(overrides)
         # tested once at the end, as the baseline is: no test AUC every few epochs in TensorBoard
         command += ["callbacks.epoch_evaluation=null", "callbacks.progress_bar.refresh_rate=0"]

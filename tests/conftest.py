@@ -127,7 +127,7 @@ def make_cfg(tmp_path, synthetic_root, feature_cache):
             cfg.paths.root_dir = str(tmp_path)
             cfg.paths.output_dir = str(tmp_path / "run")
             cfg.paths.cache_dir = str(tmp_path / "cache")
-            if cfg.data.synthetic_seed is not None and not any(o.startswith("data.root=") for o in overrides):
+            if cfg.data.synthetic.seed is not None and not any(o.startswith("data.root=") for o in overrides):
                 cfg.data.root = str(synthetic_root)
                 cfg.paths.cache_dir = str(feature_cache)
             cfg.callbacks.progress_bar.refresh_rate = 0

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from asd.models.encoders import EncoderWeightsError
 from asd.system import BUILDABLE
-from asd.train import config_dir, machine_groups
+from asd.train import config_dir, datamodule_settings, machine_groups
 
 CONF = Path(config_dir())
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
@@ -98,7 +98,9 @@ def test_model_backend_machine_compose_and_instantiate(model, backend, machine, 
     assert type(module.backend).__name__ == cfg.backend._target_.rsplit(".", 1)[-1]
     # what a run of it saves, asd.predict and asd.score may load (the system loader's allowlist)
     assert cfg.model._target_ in BUILDABLE["model"] and cfg.backend._target_ in BUILDABLE["backend"]
-    datamodule = hydra.utils.instantiate(cfg.data, machines=machine_groups(cfg)[0], input=module.data_input)
+    datamodule = hydra.utils.instantiate(
+        datamodule_settings(cfg.data), machines=machine_groups(cfg)[0], input=module.data_input
+    )
     assert datamodule.machines == [list(cfg.machine.types)[0]]
 
 
@@ -117,7 +119,7 @@ def test_datasets_compose(data):
     synthetic = data.startswith("synthetic")
     year = int(data[-4:]) if data[-4:].isdigit() else 2024
     assert cfg.data.year == year
-    assert (cfg.data.synthetic_seed is None) == (not synthetic)
+    assert (cfg.data.synthetic.seed is None) == (not synthetic)
     assert cfg.data.root.endswith(data if synthetic else f"dcase{year}t2")
 
 
@@ -187,8 +189,8 @@ GROUP_EFFECTS = {
         "model.target_modules": ["q_proj", "v_proj"],
         "backend._target_": "asd.backends.KNNBackend",
     },
-    "data=synthetic_benchmark": {"data.synthetic_profile": "benchmark", "data.synthetic_seed": 0},
-    "data=dcase2026": {"data.audio.channel": 0, "data.synthetic_channels": 2, "data.year": 2026},
+    "data=synthetic_benchmark": {"data.synthetic.profile": "benchmark", "data.synthetic.seed": 0},
+    "data=dcase2026": {"data.audio.channel": 0, "data.synthetic.channels": 2, "data.year": 2026},
     "model=pretrained encoder=hf": {
         "model.encoder._target_": "asd.models.encoders.HuggingFaceEncoder",
         "backend._target_": "asd.backends.KNNBackend",

@@ -57,7 +57,7 @@ def test_channel_selection_of_a_stereo_file(stereo_root, synthetic_root):
 
 
 def test_dcase2026_trains_on_the_near_channel_and_on_both(make_cfg, stereo_root, tmp_path):
-    common = ("data=dcase2026", f"data.root={stereo_root}", "data.synthetic_seed=0", f"machine={MACHINE}")
+    common = ("data=dcase2026", f"data.root={stereo_root}", "data.synthetic.seed=0", f"machine={MACHINE}")
     near_cfg = make_cfg(*common, "trainer.max_epochs=2", "backend=selective_mahalanobis")
     near_metrics, _ = train(near_cfg)
     assert near_cfg.data.audio.channel == 0  # the default: the near microphone, as the official baseline
@@ -90,7 +90,7 @@ def test_both_channels_are_two_image_channels_of_the_clip_model(make_cfg, stereo
     cfg = make_cfg(
         "data=dcase2026",
         f"data.root={stereo_root}",
-        "data.synthetic_seed=0",
+        "data.synthetic.seed=0",
         f"machine={MACHINE}",
         "model=mfn_arcface",
         "model.use_tgram=true",

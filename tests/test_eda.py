@@ -51,7 +51,7 @@ def test_rebuild_attributes_repairs_and_reports(dataset, capsys):
 def test_extract_fills_the_cache_that_training_reads(synthetic_root, tmp_path):
     cache = tmp_path / "cache"
     assert eda(["extract", "--root", str(synthetic_root), "--cache-dir", str(cache), "--machines", "ToyRotor"]) == 0
-    datamodule = DCASEDataModule(str(synthetic_root), ["ToyRotor"], synthetic_seed=None, cache_dir=str(cache))
+    datamodule = DCASEDataModule(str(synthetic_root), ["ToyRotor"], cache_dir=str(cache))
     datamodule.setup()
     assert (datamodule.cache.hits, datamodule.cache.misses) == (200, 0)
 

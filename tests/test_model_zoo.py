@@ -8,6 +8,7 @@ from asd.models.encoders import BEATsEncoder, EncoderWeightsError, HuggingFaceEn
 from asd.models.mfn import MobileFaceNetModule
 from asd.models.mobilefacenet import ArcMarginHead, MobileFaceNet
 from asd.models.pretrained import PretrainedEmbeddingModule
+from asd.train import datamodule_settings
 
 TINY_MFN = dict(width=8, channels=16, final_channels=32, embedding_dim=16)
 
@@ -376,7 +377,7 @@ def test_balanced_sampling_draws_target_clips_as_often_as_source_ones(make_cfg):
     import hydra
 
     cfg = make_cfg("machine=ToyHum", "model=mfn_arcface", "data.balanced_sampling=true")
-    datamodule = hydra.utils.instantiate(cfg.data, machines=["ToyHum"], input="clips")
+    datamodule = hydra.utils.instantiate(datamodule_settings(cfg.data), machines=["ToyHum"], input="clips")
     datamodule.prepare_data()
     datamodule.setup()
     domains = [c.info.domain for c in datamodule.train_clips]
@@ -390,7 +391,7 @@ def test_balanced_sampling_draws_target_clips_as_often_as_source_ones(make_cfg):
     sampler.set_epoch(1)
     assert list(sampler) != first
     with pytest.raises(hydra.errors.InstantiationException, match="balanced_sampling.*not model=ae"):
-        hydra.utils.instantiate(cfg.data, machines=["ToyHum"], input="frames")
+        hydra.utils.instantiate(datamodule_settings(cfg.data), machines=["ToyHum"], input="frames")
 
 
 def test_warmup_cosine_schedule_of_the_classifier():

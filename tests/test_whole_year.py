@@ -34,7 +34,7 @@ def year_root(tmp_path, synthetic_root) -> Path:
 def year_overrides(root: Path, *more: str) -> list[str]:
     return [
         f"data.root={root}",
-        "data.synthetic_seed=null",
+        "data.synthetic.seed=null",
         "data.data_split=dev+eval",
         "machine.types=[ToyClicker,ToyRotor]",
         "scope=joint",

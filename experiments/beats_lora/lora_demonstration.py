@@ -26,7 +26,8 @@ from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 from asd.data.audio import load_audio
 from asd.data.datamodule import class_name
 from asd.data.index import index_machine
-from asd.data.synthetic import MACHINES, ensure_dataset
+from asd.data.synthetic import ensure_dataset
+from asd.data.synthetic.toy_machines import MACHINES
 
 ROOT = Path(__file__).resolve().parents[2]
 

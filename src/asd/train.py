@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from asd.backends import build_backend
 from asd.config_types import check_config_types
 from asd.data.index import run_data_splits
+from asd.data.synthetic import ensure_dataset
 from asd.evaluation.callback import OfficialEvaluationCallback
 from asd.evaluation.metrics import SectionResult
 from asd.evaluation.results import RunResults, section_results
@@ -46,7 +47,7 @@ def fit_and_test(
     (labels -1 where unknown) and the training clips' out-of-sample scores per section."""
     name = "+".join(machines)
     model = hydra.utils.instantiate(cfg.model, backend=build_backend(cfg.backend))
-    datamodule = hydra.utils.instantiate(cfg.data, machines=machines, input=model.data_input)
+    datamodule = hydra.utils.instantiate(datamodule_settings(cfg.data), machines=machines, input=model.data_input)
     evaluation = OfficialEvaluationCallback()
     # the evaluation first: callbacks that show its results (TensorBoard views) run after it
     callbacks = [evaluation] + [hydra.utils.instantiate(c) for c in cfg.callbacks.values() if c is not None]
@@ -87,9 +88,28 @@ def resume_checkpoint(cfg: DictConfig, loggers: list, output_dir: Path) -> str |
     return str(checkpoint)
 
 
+def datamodule_settings(data: DictConfig) -> dict:
+    """The data config without the generator's settings (``data.synthetic``), which the datamodule,
+    a reader of datasets, does not take."""
+    settings = OmegaConf.to_container(data, resolve=True)
+    settings.pop("synthetic")
+    return settings
+
+
+def provide_synthetic_dataset(data: DictConfig) -> None:
+    """Write the synthetic dataset to ``data.root`` unless it holds this seed's copy (``data.synthetic.seed``
+    null: real data, nothing written; its root must exist)."""
+    generator = data.synthetic
+    if generator.seed is not None:
+        ensure_dataset(
+            data.root, generator.seed, channels=generator.channels, profile=generator.profile, year=data.year
+        )
+
+
 def train(cfg: DictConfig) -> tuple[dict, dict]:
     """Fit and test per the config; return (metrics, objects). Metrics are fractions in [0, 1]."""
     check_config_types(cfg)
+    provide_synthetic_dataset(cfg.data)
     output_dir = Path(cfg.paths.output_dir)
     record = RunRecord("asd.train", int(cfg.data.year), run_data_splits(cfg))
     if rank_zero_only.rank == 0:

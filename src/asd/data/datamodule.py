@@ -27,7 +27,6 @@ from asd.data.audio import AudioConfig, load_audio
 from asd.data.features import FeatureCache, FeatureConfig, extract_log_mels, stack_frames
 from asd.data.filenames import ClipInfo, format_attributes
 from asd.data.index import Clip, DatasetError, index_machine, labelled_machines, machine_data_splits
-from asd.data.synthetic import ensure_dataset
 from asd.vocabulary import LABELS, section_key
 
 log = logging.getLogger(__name__)
@@ -169,9 +168,6 @@ class DCASEDataModule(L.LightningDataModule):
         ground_truth_dir: str | None = None,
         eval_data_list: str | None = None,
         correspondence_dir: str | None = None,
-        synthetic_seed: int | None = None,
-        synthetic_channels: int = 1,
-        synthetic_profile: str = "default",
         audio: dict | None = None,
         features: dict | None = None,
         input: str = "frames",
@@ -203,9 +199,6 @@ class DCASEDataModule(L.LightningDataModule):
         self.ground_truth_dir = ground_truth_dir
         self.eval_data_list = eval_data_list
         self.correspondence_dir = correspondence_dir
-        self.synthetic_seed = synthetic_seed
-        self.synthetic_channels = synthetic_channels
-        self.synthetic_profile = synthetic_profile
         self.audio_config = AudioConfig(**(audio or {}))
         self.feature_config = FeatureConfig(**(features or {}))
         if self.feature_config.sample_rate != self.audio_config.sample_rate:
@@ -232,15 +225,7 @@ class DCASEDataModule(L.LightningDataModule):
         self._test_set: ClipDataset | None = None
 
     def prepare_data(self) -> None:
-        if self.synthetic_seed is not None:
-            ensure_dataset(
-                self.root,
-                seed=self.synthetic_seed,
-                channels=self.synthetic_channels,
-                profile=self.synthetic_profile,
-                year=self.year,
-            )
-        elif not self.root.is_dir():
+        if not self.root.is_dir():
             raise DatasetError(
                 f"{self.root}: dataset root not found; download the DCASE {self.year} Task 2 data "
                 "and set data.root, or use data=synthetic"

@@ -1,0 +1,70 @@
+"""Anomalies of the ``dcase`` profile as physical faults of a rotating machine, each an additive
+component that :func:`add_fault` sets to a small power relative to the machine's own sound (and so far
+below the factory background, which is mixed in afterwards at the clip's SNR).
+
+Sources: the MIMII DG and ToyADMOS2 papers (Dohi et al. 2022; Harada et al. 2021) list the faults that
+were made on real machines — damaged bearings, imbalance (a weight on a fan blade), misalignment and
+belt/rail damage, rubbing, clogging and leaks; classic vibration diagnostics (Randall, "Vibration-based
+Condition Monitoring", 2011) gives their signatures:
+* bearing damage: weak impulses at the outer-race defect frequency (about 3.6 x the shaft rate), each
+  ringing a structural resonance (kHz);
+* imbalance: a once-per-revolution modulation of the machine's sound;
+* misalignment: raised 2x and 3x shaft harmonics;
+* rubbing: band noise in bursts, once per revolution;
+* leak: steady band noise (a hiss).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from asd.data.synthetic.signals import SAMPLE_RATE, band_noise, scaled_to
+
+#: the outer-race defect frequency of a typical deep-groove ball bearing, in shaft orders
+OUTER_RACE_ORDER = 3.57
+
+
+def bearing_damage(rng, t, machine, shaft_hz):
+    rate = OUTER_RACE_ORDER * shaft_hz
+    impulses = np.zeros(t.size)
+    onsets = np.arange(rng.uniform(0, 1 / rate), t[-1], 1 / rate)
+    impulses[(onsets * SAMPLE_RATE).astype(int)] = rng.uniform(0.7, 1.0, onsets.size)
+    ring_t = np.arange(int(0.01 * SAMPLE_RATE)) / SAMPLE_RATE
+    resonance = rng.uniform(2500.0, 4500.0)
+    ring = np.exp(-ring_t * 900.0) * np.sin(2 * np.pi * resonance * ring_t)
+    return np.convolve(impulses, ring)[: t.size]
+
+
+def imbalance(rng, t, machine, shaft_hz):
+    return machine * np.sin(2 * np.pi * shaft_hz * t + rng.uniform(0, 2 * np.pi))
+
+
+def misalignment(rng, t, machine, shaft_hz):
+    return sum(
+        amplitude * np.sin(2 * np.pi * order * shaft_hz * t + rng.uniform(0, 2 * np.pi))
+        for order, amplitude in ((2, 1.0), (3, 0.6))
+    )
+
+
+def rubbing(rng, t, machine, shaft_hz):
+    gate = np.sin(2 * np.pi * shaft_hz * t + rng.uniform(0, 2 * np.pi)) > 0.6
+    return gate * band_noise(rng, t.size, 1000.0, 3000.0)
+
+
+def leak(rng, t, machine, shaft_hz):
+    return band_noise(rng, t.size, 3000.0, 7000.0)
+
+
+FAULTS = {
+    "bearing": bearing_damage,
+    "imbalance": imbalance,
+    "misalignment": misalignment,
+    "rubbing": rubbing,
+    "leak": leak,
+}
+
+
+def add_fault(rng, t, machine: np.ndarray, shaft_hz: float, fault: str, level_db: float) -> np.ndarray:
+    """``machine`` with ``fault``'s component added at ``level_db`` dB relative to its power."""
+    component = FAULTS[fault](rng, t, machine, shaft_hz)
+    return machine + scaled_to(component, machine, level_db)

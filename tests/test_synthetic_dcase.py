@@ -1,0 +1,175 @@
+"""The generator's dcase profile: each mechanism does what its module says, and the files are a DCASE year."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asd.data.filenames import UNKNOWN, parse_file_name
+from asd.data.index import index_machine, list_machines
+from asd.data.synthetic import PROFILES, SyntheticSpec
+from asd.data.synthetic import __main__ as synthetic_cli
+from asd.data.synthetic.background import FACTORIES, at_snr, factory_noise
+from asd.data.synthetic.faults import FAULTS, add_fault
+from asd.data.synthetic.machines import DEVELOPMENT_TYPES, EVALUATION_TYPES, MACHINE_TYPES
+from asd.data.synthetic.profiles import render
+from asd.data.synthetic.signals import SAMPLE_RATE, level_db
+
+DCASE = PROFILES["dcase"]
+SHORT = replace(DCASE, spec=SyntheticSpec(duration_s=2.0, source_train=4, target_train=2, test_per_domain_and_label=3))
+SILENT_FACTORY = (200.0, 200.0)  # an SNR at which the background is nothing: the machine alone
+NO_FAULT = (-300.0, -300.0)
+
+
+def _seed_parts(k):
+    return (5, 0, 1, 1, k)
+
+
+@pytest.mark.parametrize("machine", DEVELOPMENT_TYPES + EVALUATION_TYPES)
+def test_the_background_lies_in_the_profiles_snr_range_below_or_above_the_machine(machine):
+    snrs = []
+    for k in range(6):
+        clip, _ = render(machine, _seed_parts(k), "source", None, SHORT)
+        alone, _ = render(machine, _seed_parts(k), "source", None, replace(SHORT, snr_db=SILENT_FACTORY))
+        snrs.append(level_db(alone, clip - alone))
+    assert all(-6.05 <= snr <= 6.05 for snr in snrs), snrs
+    assert max(snrs) - min(snrs) > 2.0  # drawn per clip, not one fixed level
+    # mixing sets the level it is asked for
+    machine_sound = MACHINE_TYPES[machine].sound(
+        np.random.default_rng(0), np.arange(SAMPLE_RATE) / SAMPLE_RATE, 30.0, 0.5
+    )
+    noise = factory_noise(np.random.default_rng(1), SAMPLE_RATE, FACTORIES["source"])
+    assert level_db(machine_sound, at_snr(noise, machine_sound, -4.0)) == pytest.approx(-4.0)
+
+
+def test_the_background_is_recorded_apart_and_each_domain_has_its_own_factory():
+    # the same clip seed with and without a fault: the same background (its own draws)
+    normal, _ = render("fan", _seed_parts(0), "source", None, SHORT)
+    faulty, _ = render("fan", _seed_parts(0), "source", "bearing", SHORT)
+    alone, _ = render("fan", _seed_parts(0), "source", None, replace(SHORT, snr_db=SILENT_FACTORY))
+    faulty_alone, _ = render("fan", _seed_parts(0), "source", "bearing", replace(SHORT, snr_db=SILENT_FACTORY))
+    np.testing.assert_allclose(normal - alone, faulty - faulty_alone, atol=2e-4)  # 16-bit-like float32 rounding
+    assert FACTORIES["source"] != FACTORIES["target"]
+    source_noise = factory_noise(np.random.default_rng(3), 4 * SAMPLE_RATE, FACTORIES["source"])
+    target_noise = factory_noise(np.random.default_rng(3), 4 * SAMPLE_RATE, FACTORIES["target"])
+    freqs = np.fft.rfftfreq(source_noise.size, 1 / SAMPLE_RATE)
+    high = freqs > 2000
+
+    def high_share(noise):
+        spectrum = np.abs(np.fft.rfft(noise)) ** 2
+        return spectrum[high].sum() / spectrum.sum()
+
+    assert high_share(target_noise) > 1.5 * high_share(source_noise)  # the target factory is brighter
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_a_faults_energy_relative_to_the_machine_lies_in_its_range_far_below_the_background(fault):
+    t = np.arange(2 * SAMPLE_RATE) / SAMPLE_RATE
+    machine = MACHINE_TYPES["gearbox"].sound(np.random.default_rng(0), t, 25.0, 0.5)
+    faulty = add_fault(np.random.default_rng(1), t, machine, 25.0, fault, -12.0)
+    assert level_db(faulty - machine, machine) == pytest.approx(-12.0)
+    # through a rendered clip: the fault's level lies in the profile's range, and with the background
+    # at most 6 dB below the machine, at least 12 dB below the background
+    levels = []
+    for k in range(4):
+        machine_type = next(m for m in MACHINE_TYPES if fault in MACHINE_TYPES[m].faults)
+        quiet = replace(SHORT, snr_db=SILENT_FACTORY)
+        alone, _ = render(machine_type, _seed_parts(k), "target", None, quiet)
+        with_fault, _ = render(machine_type, _seed_parts(k), "target", fault, quiet)
+        levels.append(level_db(with_fault - alone, alone))
+    assert all(-18.1 <= level <= -5.9 for level in levels), levels
+
+
+def test_a_fault_has_its_physical_signature():
+    t = np.arange(4 * SAMPLE_RATE) / SAMPLE_RATE
+    machine = MACHINE_TYPES["bearing"].sound(np.random.default_rng(0), t, 40.0, 0.5)
+    freqs = np.fft.rfftfreq(t.size, 1 / SAMPLE_RATE)
+
+    def spectrum_of(fault):
+        return np.abs(np.fft.rfft(add_fault(np.random.default_rng(2), t, machine, 40.0, fault, -10.0) - machine))
+
+    misalignment = spectrum_of("misalignment")
+    assert set(np.round(freqs[np.argsort(misalignment)[-2:]])) == {80.0, 120.0}  # 2x and 3x the shaft rate
+    leak = spectrum_of("leak") ** 2
+    assert leak[(freqs >= 3000) & (freqs <= 7000)].sum() > 0.99 * leak.sum()  # a hiss in its band
+    # bearing damage: impulses at the outer-race rate (3.57 x 40 Hz = 142.8 Hz) in the envelope
+    impulses = add_fault(np.random.default_rng(2), t, machine, 40.0, "bearing", -10.0) - machine
+    envelope = np.abs(np.fft.rfft(np.abs(impulses) - np.abs(impulses).mean()))
+    assert abs(freqs[1 + np.argmax(envelope[1:1000])] - 142.8) < 1.0
+
+
+@pytest.mark.parametrize("machine, key, order", [("fan", "vel", 6), ("gearbox", "rpm", 23)])
+def test_the_speed_attribute_sets_the_harmonic_spacing(machine, key, order):
+    machine_type = MACHINE_TYPES[machine]
+    t = np.arange(4 * SAMPLE_RATE) / SAMPLE_RATE
+    freqs = np.fft.rfftfreq(t.size, 1 / SAMPLE_RATE)
+    peaks = {}
+    for value, shaft_hz in machine_type.speed[1].items():
+        spectrum = np.abs(np.fft.rfft(machine_type.sound(np.random.default_rng(0), t, shaft_hz, 0.5)))
+        peaks[value] = freqs[np.argmax(spectrum)]
+        assert peaks[value] == pytest.approx(order * shaft_hz, abs=0.5)  # blade-pass / gear-mesh tone
+    assert len(set(peaks.values())) == 3
+    # source clips have the first two speed values, target clips the third
+    source = {render(machine, _seed_parts(k), "source", None, SHORT)[1][key] for k in range(12)}
+    target = {render(machine, _seed_parts(k), "target", None, SHORT)[1][key] for k in range(4)}
+    assert source == set(list(machine_type.speed[1])[:2]) and target == set(list(machine_type.speed[1])[2:])
+
+
+def test_the_dcase_profile_writes_a_dcase_year_deterministically(tmp_path):
+    spec = ["--duration-s", "1", "--source-train", "3", "--target-train", "2", "--test-per-domain-and-label", "2"]
+    synthetic_cli.main([str(tmp_path / "a"), "--profile", "dcase", "--seed", "4", *spec])
+    root = tmp_path / "a"
+    assert list_machines(root, "dev") == sorted(DEVELOPMENT_TYPES)
+    assert list_machines(root, "eval") == sorted(EVALUATION_TYPES)
+    marker = json.loads((root / "synthetic_dataset.json").read_text())
+    assert marker["profile"] == "dcase" and marker["generation_s"] > 0  # the time it took is recorded
+    # 10 target against the source's many in the profile itself; here the sizes given
+    assert (DCASE.spec.source_train, DCASE.spec.target_train, DCASE.spec.duration_s) == (990, 10, 10.0)
+    fan = index_machine(root, "dev", "fan")
+    assert sum(c.info.domain == "target" and c.info.split == "train" for c in fan) == 2
+    assert sf.info(fan[0].path).duration == 1.0 and sf.info(fan[0].path).samplerate == SAMPLE_RATE
+    for machine in DEVELOPMENT_TYPES:
+        names = [p.name for p in (root / "dev_data" / "raw" / machine / "train").iterdir()]
+        concealed = machine in DCASE.concealed
+        assert all(name.endswith("_noAttribute.wav") for name in names) == concealed
+        assert (root / "ground_truth_attributes" / "dev_data" / machine).is_dir() == concealed
+    # evaluation types: renamed test files labelled by the ground truth
+    assert all(
+        parse_file_name(p).label == UNKNOWN for p in (root / "eval_data" / "raw" / "blower" / "test").glob("*.wav")
+    )
+    truth = (root / "ground_truth" / "ground_truth_data" / "ground_truth_blower_section_00_test.csv").read_text()
+    assert sorted(int(line.split(",")[1]) for line in truth.splitlines()) == [0, 0, 0, 0, 1, 1, 1, 1]
+    synthetic_cli.main([str(tmp_path / "b"), "--profile", "dcase", "--seed", "4", *spec])
+    for path in root.rglob("*.wav"):
+        assert path.read_bytes() == (tmp_path / "b" / path.relative_to(root)).read_bytes()
+
+
+def test_a_size_option_out_of_range_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        synthetic_cli.main([str(tmp_path / "x"), "--profile", "dcase", "--source-train", "0"])
+    assert stopped.value.code == 2 and "--source-train must be positive, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_the_datamodule_reads_datasets_and_never_imports_the_generator():
+    # asd.train runs the generator (data.synthetic); the datamodule and all it imports only read
+    import ast
+    import importlib.util
+
+    seen, pending = set(), ["asd.data.datamodule"]
+    while pending:
+        module = pending.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        spec = importlib.util.find_spec(module)
+        tree = ast.parse(open(spec.origin).read())
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            pending += [n for n in names if n.startswith("asd.")]
+    assert "asd.data.index" in seen  # the walk follows the imports
+    assert not any(m.startswith("asd.data.synthetic") for m in seen)
