@@ -16,6 +16,7 @@ from asd.evaluation.metrics import (
     official_score,
     official_score_ci95,
     result_rows,
+    roc_area,
     section_metrics,
 )
 from asd.evaluation.submission import SubmissionError, load_submission, write_section
@@ -251,3 +252,18 @@ def test_textbook_jackknife_half_width_beside_the_evaluators():
     assert jackknife_half_width(evaluator, n_clips=100) == pytest.approx(expected, rel=1e-9)
     assert 0.02 < expected < 0.3  # a few AUC points for 100 clips, where the evaluator's is 1/99 of it
     assert evaluator == pytest.approx(expected / 99, rel=1e-9)
+
+
+def test_the_jackknifes_roc_area_is_scikit_learns_roc_auc_score():
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        n = int(rng.integers(4, 300))
+        labels = rng.integers(0, 2, n)
+        labels[:2] = (0, 1)
+        # rounded scores: ties within and across the labels; an fpr landing exactly on max_fpr
+        scores = np.round(rng.normal(size=n) + labels * rng.uniform(0, 2), int(rng.integers(0, 3)))
+        for max_fpr in (None, 0.1, 0.5):
+            assert roc_area(labels, scores, max_fpr) == pytest.approx(
+                roc_auc_score(labels, scores, max_fpr=max_fpr), abs=1e-12
+            )
+    assert roc_area(np.array([0] * 10 + [1]), np.arange(11.0), 0.1) == 1.0

@@ -126,12 +126,34 @@ def jackknife_ci95(metric, labels: np.ndarray, scores: np.ndarray) -> float:
     return float(np.abs(scipy.stats.t.ppf(0.025, n - 1)) * sigma)
 
 
+def roc_area(labels: np.ndarray, scores: np.ndarray, max_fpr: float | None = None) -> float:
+    """scikit-learn's ``roc_auc_score`` of binary labels (with ``max_fpr``: its McClish-standardised
+    partial AUC), computed as it does — the trapezoid under the ROC points at every distinct score,
+    the partial curve ended by linear interpolation at ``max_fpr`` — without its input validation,
+    which costs 8 ms a call: the jackknife calls it twice per clip (a 300-clip run: 5 s). Equal to
+    roc_auc_score to rounding (tested); the official metrics themselves use roc_auc_score."""
+    order = np.argsort(scores, kind="mergesort")[::-1]
+    ranked_scores, ranked_labels = scores[order], labels[order]
+    last_of_each_score = np.r_[np.flatnonzero(np.diff(ranked_scores)), ranked_labels.size - 1]
+    true_positives = np.cumsum(ranked_labels, dtype=np.float64)[last_of_each_score]
+    false_positives = 1 + last_of_each_score - true_positives
+    tpr = np.r_[0.0, true_positives] / true_positives[-1]
+    fpr = np.r_[0.0, false_positives] / false_positives[-1]
+    if max_fpr is None:
+        return float(np.trapezoid(tpr, fpr))
+    stop = np.searchsorted(fpr, max_fpr, "right")
+    end = np.interp(max_fpr, fpr[stop - 1 : stop + 1], tpr[stop - 1 : stop + 1])
+    partial = np.trapezoid(np.r_[tpr[:stop], end], np.r_[fpr[:stop], max_fpr])
+    min_area, max_area = 0.5 * max_fpr**2, max_fpr
+    return float(0.5 * (1 + (partial - min_area) / (max_area - min_area)))
+
+
 def official_score_ci95(sections: list[SectionResult]) -> float:
     """The evaluator's 'official score ci95': mean of the AUC and pAUC jackknife half-widths over all clips pooled."""
     labels = np.concatenate([s.labels for s in sections])
     scores = np.concatenate([s.scores for s in sections]).astype(float)
-    auc_ci = jackknife_ci95(roc_auc_score, labels, scores)
-    pauc_ci = jackknife_ci95(lambda y, s: roc_auc_score(y, s, max_fpr=MAX_FPR), labels, scores)
+    auc_ci = jackknife_ci95(roc_area, labels, scores)
+    pauc_ci = jackknife_ci95(lambda y, s: roc_area(y, s, max_fpr=MAX_FPR), labels, scores)
     return float(np.mean([auc_ci, pauc_ci]))
 
 
