@@ -129,7 +129,7 @@ GROUP_EFFECTS = {
     "experiment=ae_mse": {
         "backend._target_": "asd.backends.MSEBackend",
         "trainer.max_epochs": 100,
-        "data.validation_split": 0.1,
+        "model.validation_split": 0.1,
     },
     "experiment=ae_mahalanobis": {
         "backend._target_": "asd.backends.SelectiveMahalanobisBackend",
@@ -146,7 +146,7 @@ GROUP_EFFECTS = {
         "backend.members.1._target_": "asd.backends.StandardisedErrorBackend",
         "backend.members.2.block_size": 128,
         "trainer.max_epochs": 100,
-        "data.validation_split": 0.1,
+        "model.validation_split": 0.1,
     },
     "experiment=mfn_arcface_knn": {
         "scope": "joint",
@@ -240,3 +240,12 @@ def test_launchers_compose(launcher, target):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
     assert cfg.hydra.launcher._target_.endswith(target)
+
+
+def test_a_model_config_sets_only_the_model_and_its_default_groups():
+    # data and trainer settings are the experiments' (a recipe), never a model's
+    import yaml
+
+    for path in sorted((Path(config_dir()) / "model").glob("*.yaml")):
+        keys = set(yaml.safe_load(path.read_text()))
+        assert keys <= {"defaults", "model"}, f"{path.name} sets {sorted(keys - {'defaults', 'model'})}"

@@ -47,7 +47,12 @@ def fit_and_test(
     (labels -1 where unknown) and the training clips' out-of-sample scores per section."""
     name = "+".join(machines)
     model = hydra.utils.instantiate(cfg.model, backend=build_backend(cfg.backend))
-    datamodule = hydra.utils.instantiate(datamodule_settings(cfg.data), machines=machines, input=model.data_input)
+    datamodule = hydra.utils.instantiate(
+        datamodule_settings(cfg.data),
+        machines=machines,
+        input=model.data_input,
+        validation_split=model.validation_split,
+    )
     evaluation = OfficialEvaluationCallback()
     # the evaluation first: callbacks that show its results (TensorBoard views) run after it
     callbacks = [evaluation] + [hydra.utils.instantiate(c) for c in cfg.callbacks.values() if c is not None]

@@ -185,11 +185,11 @@ class DCASEDataModule(L.LightningDataModule):
         if input not in ("frames", "clips", "waveforms"):
             raise ValueError(f"data.input must be 'frames', 'clips' or 'waveforms', got {input!r}")
         if not 0.0 <= validation_split < 1.0:
-            raise ValueError(f"data.validation_split must be in [0, 1), got {validation_split!r}")
+            raise ValueError(f"model.validation_split must be in [0, 1), got {validation_split!r}")
         if balanced_sampling and input == "frames":
             raise ValueError("data.balanced_sampling draws clips by class and domain: it applies to clip models, not model=ae")
         if validation_split and input != "frames":
-            raise ValueError("data.validation_split holds out frame vectors: it applies to frame models (model=ae) only")
+            raise ValueError("model.validation_split holds out frame vectors: it applies to frame models (model=ae) only")
         if not machines:
             raise ValueError("no machine types selected (machine.types is empty)")
         self.root = Path(root)

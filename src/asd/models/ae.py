@@ -31,9 +31,11 @@ class AutoEncoderModule(AnomalyDetectionModule):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         decision_percentile: float = 0.9,
+        validation_split: float = 0.0,
     ):
         super().__init__(backend=backend, decision_percentile=decision_percentile)
         self.save_hyperparameters(ignore=["backend"])
+        self.validation_split = validation_split
         self.n_frames = n_frames
         self.min_frames = n_frames
         self.autoencoder = DenseAutoEncoder(

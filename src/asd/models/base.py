@@ -77,6 +77,8 @@ class AnomalyDetectionModule(L.LightningModule):
 
     data_input = "clips"
     trainable = True
+    #: the share of the training frame vectors the datamodule holds out for val/loss (model=ae)
+    validation_split = 0.0
     #: Weights (state-dict prefix) that come from a pretrained file rather than training: a saved
     #: system keeps their fingerprint, not their values (asd.system); see base_weight_names.
     base_weights_prefix: str | None = None
