@@ -1,11 +1,14 @@
 """asd.ensemble: runs combined on constructed scores where the answer is known, and on real runs."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from asd.ensemble import main as ensemble_cli
 from asd.evaluation.metrics import SectionResult, official_score, read_clip_scores, write_clip_scores
+from asd.predict import main as predict_cli
 
 
 def _section(machine, scores, domains, labels):
@@ -116,7 +119,7 @@ def test_an_existing_folder_is_never_written_into(constructed, tmp_path, capsys)
     assert (tmp_path / "empty" / "scores.csv").is_file()
 
 
-def test_two_seeds_of_a_real_run_combine(make_cfg, tmp_path):
+def test_two_seeds_of_a_real_run_combine(make_cfg, tmp_path, capsys):
     from omegaconf import open_dict
 
     from asd.train import train
@@ -136,6 +139,11 @@ def test_two_seeds_of_a_real_run_combine(make_cfg, tmp_path):
     z = [(m.scores - t.scores.mean()) / t.scores.std() for m, t in zip(members, trainings)]
     np.testing.assert_allclose(fused.scores, np.mean(z, axis=0), atol=1e-12)
     assert len(trainings[0].scores) == 100 and (trainings[0].labels == 0).all()
+    # asd.predict reads the ensemble's record: it names the member runs that hold systems
+    test_dir = Path(cfg.data.root) / "dev_data" / "raw" / "ToyHum" / "test"
+    assert predict_cli([str(tmp_path / "ens"), str(test_dir), "--out", str(tmp_path / "p.csv")]) == 2
+    error = capsys.readouterr().err
+    assert f"an ensemble of {runs[0]}, {runs[1]}" in error and "give one of its members" in error
 
 
 def test_an_ensemble_of_an_earlier_version_is_read_through_its_members_txt(tmp_path):

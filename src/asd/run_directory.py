@@ -55,7 +55,7 @@ def run_config(run_dir: Path, required: bool = True) -> DictConfig | None:
         raise RunDirectoryError(f"{run_dir}: run directory not found")
     if (run_dir / CONFIG).is_file():
         return OmegaConf.load(run_dir / CONFIG)
-    members = _recorded_members(run_dir)
+    members = recorded_members(run_dir)
     if members:
         return run_config(Path(members[0]), required)
     if required:
@@ -97,7 +97,7 @@ def _stored_record(run_dir: Path) -> RunRecord | None:
         raise RunDirectoryError(f"{path}: not a run record of asd ({err})") from err
 
 
-def _recorded_members(run_dir: Path) -> list[str]:
+def recorded_members(run_dir: Path) -> list[str]:
     """An ensemble's member runs (an asd.score run's: the run it rescored), from its record or, for an
     ensemble of an earlier version, its members.txt."""
     record = _stored_record(run_dir)

@@ -38,7 +38,7 @@ from asd.data.audio import AudioConfig
 from asd.data.features import FeatureConfig
 from asd.files import write_atomically
 from asd.models.base import AnomalyDetectionModule
-from asd.run_directory import SYSTEMS, RunDirectoryError
+from asd.run_directory import SYSTEMS, RunDirectoryError, recorded_members
 
 SYSTEM_FORMAT = 2
 
@@ -213,6 +213,12 @@ def load_systems(run_dir: str | Path) -> dict[str, System]:
     """Every system of a run directory, by name (the machine types it was trained on)."""
     folder = Path(run_dir) / SYSTEMS
     files = sorted(folder.glob("*.pt"))
+    members = recorded_members(Path(run_dir)) if not files and Path(run_dir).is_dir() else []
+    if members:  # an asd.ensemble result: its record names the runs whose systems made its scores
+        raise RunDirectoryError(
+            f"{run_dir}: an ensemble of {', '.join(members)}, which keeps no systems of its own; "
+            "asd.predict scores with one run's systems: give one of its members"
+        )
     if not files:
         raise RunDirectoryError(
             f"{folder}: no saved systems; a run saves them when it finishes testing "
