@@ -2,9 +2,6 @@
 the additional-training (evaluation) types together, each split scored on its own."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -86,21 +83,7 @@ def test_one_model_on_both_splits_each_split_scored_on_its_own(run_cli, year_roo
     assert list(fused["machine"]) == rows
     assert (tmp_path / "ensemble" / "result_eval.csv").is_file()
     # and a back-end refitted on the run's saved representations
-    rescored = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "asd.score",
-            str(job),
-            "backend=selective_mahalanobis",
-            f"hydra.run.dir={tmp_path / 're'}",
-        ],
-        cwd=tmp_path,
-        env={**os.environ, "ASD_ROOT": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    rescored = run_cli("asd.score", str(job), "backend=selective_mahalanobis", f"hydra.run.dir={tmp_path / 're'}")
     assert rescored.returncode == 0, rescored.stderr[-3000:]
     assert list(pd.read_csv(tmp_path / "re" / "summary.csv")["machine"]) == rows
 
