@@ -118,3 +118,36 @@ def test_versus_asdkit_prints_both_programs_per_seed_with_times_per_epoch(tmp_pa
     assert "85.00 ± 8.49" in ours and "+0.00 (1/2 seeds above)" in ours and ours.split()[-2:] == ["400", "20.0"]
     assert "vs ASDKit: dis_spec_scac_trainable" in done.stdout
     assert (work / "asdkit" / "s1" / "official_scores.csv").is_file()
+
+
+CALIBRATION_SCRIPT = SCRIPT.parent / "calibrate_dcase.py"
+# stands in for run_official_baseline.sh in MSE mode: fan's target AUC 0.4, every other value 0.6
+FAKE_BASELINE_MSE = """#!/bin/bash
+set -e
+[ "$SCORE" = MSE ] || exit 4
+mkdir -p "$3/MSE"
+target=$([ "$2" = fan ] && echo 0.4 || echo 0.6)
+echo "{\\"sections\\": {\\"00\\": {\\"AUC_source\\": 0.6, \\"AUC_target\\": $target, \\"pAUC\\": 0.6}}}" > "$3/MSE/scores.json"
+"""
+
+
+def test_calibration_prints_both_peers_per_generator_seed_against_the_real_datas_picture(tmp_path):
+    baseline, asdkit = tmp_path / "baseline.sh", tmp_path / "asdkit.sh"
+    baseline.write_text(FAKE_BASELINE_MSE)
+    asdkit.write_text(FAKE_ASDKIT)
+    command = [sys.executable, str(CALIBRATION_SCRIPT), "--data-seeds", "0", "--work", str(tmp_path / "work")]
+    command += ["--duration-s", "1", "--source-train", "2", "--target-train", "1", "--test-per-domain-and-label", "1"]
+    command += ["--baseline-tool", str(baseline), "--asdkit-tool", str(asdkit)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    expected = scipy.stats.hmean([0.6, 0.4, 0.6] + [0.6] * 18)  # fan and six other types
+    assert f"baseline {expected:.3f} in [0.52, 0.62]: True" in done.stdout
+    assert "some target AUC < 0.55: True" in done.stdout
+    assert f"ASDKit ahead by >= 0.04: True ({0.9 - expected:+.3f})" in done.stdout
+    fan = next(row for row in done.stdout.splitlines() if " fan " in row)
+    assert fan.split()[2:6] == ["0.6", "0.4", "0.6", "0.9"]
+    # the data was written at the sizes given, and the finished runs are read back
+    assert (tmp_path / "work" / "s0" / "data" / "eval_data" / "raw" / "blower").is_dir()
+    asdkit.write_text("#!/bin/bash\nexit 5\n")
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and again.stdout == done.stdout
