@@ -71,7 +71,7 @@ def test_a_faults_energy_relative_to_the_machine_lies_in_its_range_far_below_the
     faulty = add_fault(np.random.default_rng(1), t, machine, 25.0, fault, -12.0)
     assert level_db(faulty - machine, machine) == pytest.approx(-12.0)
     # through a rendered clip: the fault's level lies in the profile's range, and with the background
-    # at most 6 dB below the machine, at least 12 dB below the background
+    # at most 6 dB below the machine, at least 21 dB below the background
     levels = []
     for k in range(4):
         machine_type = next(m for m in MACHINE_TYPES if fault in MACHINE_TYPES[m].faults)
@@ -79,7 +79,8 @@ def test_a_faults_energy_relative_to_the_machine_lies_in_its_range_far_below_the
         alone, _ = render(machine_type, _seed_parts(k), "target", None, quiet)
         with_fault, _ = render(machine_type, _seed_parts(k), "target", fault, quiet)
         levels.append(level_db(with_fault - alone, alone))
-    assert all(-18.1 <= level <= -5.9 for level in levels), levels
+    low, high = DCASE.fault_level_db
+    assert all(low - 0.1 <= level <= high + 0.1 for level in levels), levels
 
 
 def test_a_fault_has_its_physical_signature():
