@@ -17,10 +17,11 @@ from pathlib import Path
 from asd.data.ground_truth import GroundTruthError
 from asd.evaluation.metrics import MetricError, write_result_csv
 from asd.evaluation.submission import SubmissionError, load_submission
+from asd.run_directory import result_file
 
 
 def evaluate(submission_dir: str | Path, ground_truth_dir: str | Path, out_dir: str | Path) -> Path:
-    return write_result_csv(Path(out_dir) / "result.csv", load_submission(submission_dir, ground_truth_dir))
+    return write_result_csv(Path(out_dir) / result_file(), load_submission(submission_dir, ground_truth_dir))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,7 +45,7 @@ from asd.evaluation.metrics import (
     year_section_metrics,
 )
 from asd.files import write_text
-from asd.run_directory import CONFIG, ERROR, OVERRIDES, SCORES, read_run_record, run_config
+from asd.run_directory import CONFIG, ERROR, OVERRIDES, SCORES, SUMMARY, read_run_record, run_config
 
 log = logging.getLogger(__name__)
 
@@ -317,7 +317,7 @@ def write_report(sweep_dir: Path) -> pd.DataFrame:
     """Write ``summary.csv`` and ``summary.md`` into ``sweep_dir``; return the summary."""
     sweep_dir = Path(sweep_dir)
     summary = summarise(sweep_dir)
-    write_text(sweep_dir / "summary.csv", summary.to_csv(index=False))
+    write_text(sweep_dir / SUMMARY, summary.to_csv(index=False))
     write_text(sweep_dir / "summary.md", markdown(summary))
     seeds = seed_statistics(summary)
     if len(seeds):
