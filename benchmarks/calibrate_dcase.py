@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -29,7 +28,8 @@ from versus_asdkit import asdkit_scores, run_asdkit
 from versus_baseline import SHARED_TOOL as BASELINE_TOOL
 from versus_baseline import timed
 
-from asd.data.synthetic import PROFILES, ensure_dataset
+from asd.data.synthetic import ensure_dataset
+from asd.data.synthetic.__main__ import add_size_options, chosen_spec
 from asd.data.synthetic.machines import DEVELOPMENT_TYPES
 from asd.evaluation.metrics import harmonic_mean
 
@@ -90,19 +90,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-seeds", default="0,1", help="generator seeds (calibrate on 0 and 1; check once on 2)")
     parser.add_argument("--work", type=Path, required=True)
-    size = parser.add_argument_group("size of the data (default: the dcase profile's)")
-    for option in ("source-train", "target-train", "test-per-domain-and-label"):
-        size.add_argument(f"--{option}", type=int)
-    size.add_argument("--duration-s", type=float)
+    add_size_options(parser)
     parser.add_argument("--baseline-tool", type=Path, default=BASELINE_TOOL)
     parser.add_argument("--asdkit-tool", type=Path, default=ASDKIT_TOOL)
     args = parser.parse_args(argv)
-    sizes = {
-        key: value
-        for key, value in vars(args).items()
-        if key in ("source_train", "target_train", "test_per_domain_and_label", "duration_s") and value is not None
-    }
-    spec = replace(PROFILES["dcase"].spec, **sizes)
+    spec = chosen_spec(parser, args, "dcase")
     for tool in (args.baseline_tool, args.asdkit_tool):
         if not tool.is_file():
             sys.exit(f"{tool}: a peer's runner is missing")

@@ -213,13 +213,13 @@ def load_systems(run_dir: str | Path) -> dict[str, System]:
     """Every system of a run directory, by name (the machine types it was trained on)."""
     folder = Path(run_dir) / SYSTEMS
     files = sorted(folder.glob("*.pt"))
-    members = recorded_members(Path(run_dir)) if not files and Path(run_dir).is_dir() else []
-    if members:  # an asd.ensemble result: its record names the runs whose systems made its scores
-        raise RunDirectoryError(
-            f"{run_dir}: an ensemble of {', '.join(members)}, which keeps no systems of its own; "
-            "asd.predict scores with one run's systems: give one of its members"
-        )
     if not files:
+        members = recorded_members(Path(run_dir)) if Path(run_dir).is_dir() else []
+        if members:  # an asd.ensemble result: its record names the runs whose systems made its scores
+            raise RunDirectoryError(
+                f"{run_dir}: an ensemble of {', '.join(members)}, which keeps no systems of its own; "
+                "asd.predict scores with one run's systems: give one of its members"
+            )
         raise RunDirectoryError(
             f"{folder}: no saved systems; a run saves them when it finishes testing "
             "(an unfinished run can be resumed, see README 'Resume a killed run')"

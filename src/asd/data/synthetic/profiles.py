@@ -134,5 +134,4 @@ def _toy_factory_noise(rng: np.random.Generator, sound: np.ndarray, snr_db: tupl
         start = int(rng.integers(0, sound.size))
         burst = rng.standard_normal(min(800, sound.size - start)) * np.hanning(min(800, sound.size - start))
         noise[start : start + burst.size] += 4.0 * burst
-    snr = rng.uniform(*snr_db)
-    return noise * np.sqrt(np.mean(sound**2) / np.mean(noise**2) / 10 ** (snr / 10))
+    return background.at_snr(noise, sound, rng.uniform(*snr_db))
