@@ -22,6 +22,12 @@ from asd.train import config_dir
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest runs two worker processes (pyproject's addopts): one thread each, for them and for the
+    # commands they start, or the two contend for the same cores
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
 
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``beats`` need openbeats (asd[beats]), which pins torch to 2.11 through torchaudio:
