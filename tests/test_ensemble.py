@@ -119,6 +119,60 @@ def test_an_existing_folder_is_never_written_into(constructed, tmp_path, capsys)
     assert (tmp_path / "empty" / "scores.csv").is_file()
 
 
+def test_an_ensemble_judges_a_clip_as_most_members_did_and_decides_by_that_domains_threshold(tmp_path):
+    """Normal target clips score higher than source ones (few target training clips): the source
+    threshold alone would flag nearly all of them. Each clip is judged as the domain most members
+    judged it as (scores.csv's judged_domain) and decided by that domain's threshold."""
+    rng = np.random.default_rng(0)
+    training_domains = np.r_[np.zeros(300, int), np.ones(40, int)]
+    test_domains, test_labels = np.repeat([0, 1], 400), np.tile(np.repeat([0, 1], [350, 50]), 2)
+    training_base = rng.gamma(4.0, 1.0, 340) + 6.0 * training_domains
+    test_base = rng.gamma(4.0, 1.0, 800) + 6.0 * test_domains + 8.0 * test_labels
+    runs = []
+    for name, judged_wrong in (("a", 0), ("b", 40), ("c", 0)):  # run b misjudges 40 target clips
+        judged = test_domains.copy()
+        judged[400 : 400 + judged_wrong] = 0
+        test = SectionResult(
+            "fan",
+            "00",
+            np.array([f"t{i}.wav" for i in range(800)]),
+            test_labels,
+            test_domains,
+            test_base + 0.1 * rng.normal(size=800),
+            np.zeros(800, int),
+            judged,
+        )
+        training = SectionResult(
+            "fan",
+            "00",
+            np.array([f"r{i}.wav" for i in range(340)]),
+            np.zeros(340, int),
+            training_domains,
+            training_base + 0.1 * rng.normal(size=340),
+            np.zeros(340, int),
+            training_domains,
+        )
+        (tmp_path / name).mkdir()
+        write_clip_scores(tmp_path / name / "scores.csv", [test])
+        write_clip_scores(tmp_path / name / "training_scores.csv", [training])
+        runs.append(str(tmp_path / name))
+    assert ensemble_cli([*runs, "--out", str(tmp_path / "ens")]) == 0
+    (fused,) = read_clip_scores(tmp_path / "ens" / "scores.csv")
+    assert (fused.judged_domains == fused.domains).all()  # two of three members judged each clip right
+    for domain in (0, 1):
+        flagged = fused.decisions[(fused.domains == domain) & (fused.labels == 0)].mean()
+        assert 0.04 <= flagged <= 0.25, f"domain {domain}: {flagged:.0%} of normal clips flagged"
+
+
+def test_runs_written_before_judged_domains_were_recorded_are_refused(constructed, tmp_path, capsys):
+    a, b = constructed[:2]
+    for run in (a, b):
+        table = pd.read_csv(run / "scores.csv").drop(columns="judged_domain")
+        table.to_csv(run / "scores.csv", index=False)
+    assert ensemble_cli([str(a), str(b), "--out", str(tmp_path / "ens")]) == 2
+    assert "records no domain each clip was judged as" in capsys.readouterr().err
+
+
 def test_two_seeds_of_a_real_run_combine(make_cfg, tmp_path, capsys):
     from omegaconf import open_dict
 

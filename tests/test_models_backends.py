@@ -197,6 +197,48 @@ def test_thresholds_per_domain_model_flag_each_domain_at_the_stated_rate(backend
         assert np.mean(target_scores > source_only) > 0.5
 
 
+def test_a_domain_blind_score_is_judged_as_the_domain_of_the_nearest_training_clip():
+    """An AE's MSE puts new normal target clips above the source threshold (it saw ten target clips
+    against many source ones): judged by that one threshold, nearly every normal target clip is
+    flagged. Judged as the domain of the nearest training clip (no domain label), each domain's normal
+    clips meet their own domain's threshold and are flagged near the stated 10 %."""
+    from asd.backends import MSEBackend
+    from asd.models.base import AnomalyDetectionModule
+
+    rng = np.random.default_rng(0)
+    source_direction, target_direction = np.eye(8)[0], np.eye(8)[1]
+
+    def clips(n, direction, level):  # error rows along the domain's direction, of a level drawn per clip
+        return [rng.lognormal(np.log(level), 0.3) * (direction + 0.2 * rng.normal(size=(5, 8))) for _ in range(n)]
+
+    module = AnomalyDetectionModule(MSEBackend())
+    train = clips(300, source_direction, 1.0) + clips(40, target_direction, 3.0)
+    domains = ["source"] * 300 + ["target"] * 40
+    module.fit_backend_on(train, domains, ["s"] * len(train), list(range(len(train))))
+    for domain, rows in {
+        "source": clips(400, source_direction, 1.0),
+        "target": clips(400, target_direction, 3.0),
+    }.items():
+        scores, decisions, judged = module.score_representations(rows, ["s"] * len(rows))
+        assert (judged == (domain == "target")).all()
+        assert 0.04 <= np.mean(decisions) <= 0.25, f"{domain}: {np.mean(decisions):.0%} of normal clips flagged"
+        if domain == "target":  # the source threshold alone flags nearly all of them
+            assert np.mean(scores > module.decision_thresholds["s"][0]) > 0.9
+    # the training clips' decisions use their own (known) domains' thresholds
+    assert {module.training_scores[i][2] for i in range(300)} == {0}
+    assert {module.training_scores[i][2] for i in range(300, 340)} == {1}
+
+
+def test_nearest_domain_without_target_training_clips_judges_everything_as_source():
+    from asd.evaluation.threshold import NearestDomain
+
+    rng = np.random.default_rng(1)
+    train = [rng.normal(size=(3, 4)) for _ in range(6)]
+    estimate = NearestDomain.fit(train, ["source"] * 6, ["a"] * 6)
+    assert list(estimate.estimate([rng.normal(size=(3, 4)) for _ in range(5)], ["a"] * 5)) == [0] * 5
+    assert list(estimate.estimate([rng.normal(size=(3, 4))], ["not fitted"])) == [0]
+
+
 @pytest.mark.parametrize(
     "backend, parameters, message",
     [

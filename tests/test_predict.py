@@ -54,6 +54,10 @@ def test_predict_reproduces_the_runs_scores_without_the_dataset(family, make_cfg
         run / "submission" / "decision_result_ToyRotor_section_00_test.csv", header=None, names=["name", "d"]
     )
     assert (decisions.merge(predicted, on="name").eval("d == decision")).all()
+    # each clip judged as the domain the run judged it as (its model, or its nearest training clip's)
+    judged = pd.read_csv(run / "scores.csv").assign(judged=lambda t: t["judged_domain"].map({0: "source", 1: "target"}))
+    both = judged.merge(predicted, left_on="file_name", right_on="name")
+    assert len(both) == 100 and (both["judged"] == both["judged_domain_y"]).all()
 
 
 @pytest.fixture(scope="module")

@@ -139,9 +139,11 @@ def test_each_ae_backends_decisions_use_thresholds_fitted_out_of_sample(make_cfg
         module.backend = build_backend(backend_cfg)
         indices = list(range(len(train_clips.representations)))
         module.fit_backend_on(train_clips.representations, train_clips.domains, train_clips.sections, indices)
-        scores, decisions = module.score_representations(test_clips.representations, test_clips.sections)
+        scores, decisions, judged = module.score_representations(test_clips.representations, test_clips.sections)
         labelled = labelled_machines(test_clips.infos, {"ToyRotor": "dev"}, 2024)
-        (section,) = section_results(test_clips.infos, dict(enumerate(zip(scores, decisions))), labelled).values()
+        (section,) = section_results(
+            test_clips.infos, dict(enumerate(zip(scores, decisions, judged))), labelled
+        ).values()
         _check_decision_rates(f"ae+{name}", section)
 
 

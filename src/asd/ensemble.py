@@ -5,8 +5,9 @@
 Seeds, epochs or model families: each run's scores are z-normalised per section by the mean and
 standard deviation of its training clips' out-of-sample scores (``training_scores.csv``, which every
 run writes), as ``backend=fusion`` normalises its members, then combined clip by clip. The decision
-threshold of each section is fitted on the combined training scores as a run fits its own
-(:func:`asd.models.base.decision_thresholds`). Writes ``submission/``, ``result.csv``, ``scores.csv``,
+thresholds of each section are fitted on the combined training scores as a run fits its own, one per
+domain (:func:`asd.models.base.decision_thresholds`); a clip is judged as the domain most members
+judged it as (ties: source), as ``backend=fusion`` judges by its members' votes. Writes ``submission/``, ``result.csv``, ``scores.csv``,
 ``training_scores.csv`` and ``summary.csv`` into ``--out``; there is no saved system (the members
 are different models), so ``asd.predict`` scores with each member run.
 """
@@ -22,7 +23,7 @@ import numpy as np
 from asd.backends.fusion import COMBINE, z_normaliser
 from asd.evaluation.metrics import SectionResult, read_clip_scores
 from asd.evaluation.results import RunResults
-from asd.models.base import decision_thresholds
+from asd.models.base import decide, decision_thresholds
 from asd.run_directory import SCORES, TRAINING_SCORES, RunDirectoryError, RunRecord, read_run_record
 from asd.vocabulary import DOMAINS, section_key
 
@@ -32,13 +33,17 @@ class EnsembleError(ValueError):
 
 
 def _sections(path: Path) -> dict[tuple[str, str], SectionResult]:
+    only_this_version = "only finished runs of this asd version (which write it) can be combined"
     if not path.is_file():
-        raise EnsembleError(f"{path}: missing; only finished runs of this asd version (which write it) can be combined")
-    return {(s.machine, s.section_id): s for s in read_clip_scores(path)}
+        raise EnsembleError(f"{path}: missing; {only_this_version}")
+    sections = {(s.machine, s.section_id): s for s in read_clip_scores(path)}
+    if any(s.judged_domains is None for s in sections.values()):
+        raise EnsembleError(f"{path}: records no domain each clip was judged as; {only_this_version}")
+    return sections
 
 
 def _aligned(reference: SectionResult, other: SectionResult, run: Path) -> np.ndarray:
-    """``other``'s scores in ``reference``'s clip order; the clips must be the same."""
+    """The positions of ``reference``'s clips in ``other``; the clips must be the same."""
     order = {name: i for i, name in enumerate(other.file_names)}
     missing = [n for n in reference.file_names if n not in order]
     if missing or len(order) != len(reference.file_names):
@@ -46,7 +51,7 @@ def _aligned(reference: SectionResult, other: SectionResult, run: Path) -> np.nd
             f"{run}: {reference.machine} section {reference.section_id} scored other clips than the first run "
             f"({len(missing)} of its clips missing, e.g. {', '.join(map(str, missing[:3])) or '-'})"
         )
-    return other.scores[[order[n] for n in reference.file_names]]
+    return np.array([order[n] for n in reference.file_names], dtype=int)
 
 
 def combine_runs(run_dirs: list[Path], combine: str = "mean", percentile: float = 0.9):
@@ -61,21 +66,24 @@ def combine_runs(run_dirs: list[Path], combine: str = "mean", percentile: float 
     fused_tests, fused_trainings = [], []
     for key in sorted(tests[0]):
         reference_test, reference_training = tests[0][key], trainings[0][key]
-        test_scores, training_scores = [], []
+        test_scores, training_scores, test_votes = [], [], np.zeros((len(reference_test.scores), 2), dtype=int)
         for run, test, training in zip(run_dirs, tests, trainings):
-            own_training = _aligned(reference_training, training[key], run)
+            own_training = training[key].scores[_aligned(reference_training, training[key], run)]
             mean, std = z_normaliser(own_training)
             training_scores.append((own_training - mean) / std)
-            test_scores.append((_aligned(reference_test, test[key], run) - mean) / std)
+            in_order = _aligned(reference_test, test[key], run)
+            test_scores.append((test[key].scores[in_order] - mean) / std)
+            np.add.at(test_votes, (np.arange(len(in_order)), np.clip(test[key].judged_domains[in_order], 0, 1)), 1)
         fused_test = COMBINE[combine](np.stack(test_scores), axis=0)
         fused_training = COMBINE[combine](np.stack(training_scores), axis=0)
         section = section_key(*key)
         domains = [DOMAINS[d] for d in reference_training.domains]
-        # combined scores carry no model that judged them: the source threshold, as a domain-blind score's
-        threshold = decision_thresholds(fused_training, domains, [section] * len(domains), percentile)[section][0]
-        for reference, scores, out in (
-            (reference_test, fused_test, fused_tests),
-            (reference_training, fused_training, fused_trainings),
+        thresholds = decision_thresholds(fused_training, domains, [section] * len(domains), percentile)
+        # a training clip is judged as its own domain, a test clip as most members judged it
+        training_judged = np.clip(reference_training.domains, 0, 1)
+        for reference, scores, judged, out in (
+            (reference_test, fused_test, test_votes.argmax(axis=1), fused_tests),
+            (reference_training, fused_training, training_judged, fused_trainings),
         ):
             out.append(
                 SectionResult(
@@ -85,7 +93,8 @@ def combine_runs(run_dirs: list[Path], combine: str = "mean", percentile: float 
                     reference.labels,
                     reference.domains,
                     scores,
-                    (scores > threshold).astype(int),
+                    np.array(decide(scores, judged, [section] * len(scores), thresholds)),
+                    judged,
                 )
             )
     return fused_tests, fused_trainings

@@ -5,7 +5,8 @@
 
 Writes one row per clip (or per window of a long recording): file, window start/end in
 seconds, section, anomaly score, decision (1 = anomalous, from the threshold fitted on the
-training scores) and error. A file that cannot be read gets a row with its error and the others
+training scores), the domain whose threshold judged it (``source``/``target``: the back-end's model
+that scored it, or the nearest training clip's domain) and error. A file that cannot be read gets a row with its error and the others
 are still scored; the exit status is 1 when any failed.
 """
 
@@ -28,8 +29,9 @@ from asd.data.filenames import AUDIO_SUFFIXES
 from asd.files import write_csv
 from asd.run_directory import RunDirectoryError
 from asd.system import System, load_systems
+from asd.vocabulary import DOMAINS
 
-COLUMNS = ["file", "start_s", "end_s", "section", "anomaly_score", "decision", "error"]
+COLUMNS = ["file", "start_s", "end_s", "section", "anomaly_score", "decision", "judged_domain", "error"]
 
 
 def collect_inputs(inputs: list[str | Path]) -> list[Path]:
@@ -109,7 +111,7 @@ def score_files(
             for start, end in windows(waveform, rate, window_s, hop_s):
                 piece = waveform[..., start:end]
                 batch = clip_batch([log_mel.clip(piece)], [section], waveforms=[piece])
-                scores, decisions = module.score_batch(batch)
+                scores, decisions, judged = module.score_batch(batch)
                 file_rows.append(
                     {
                         "file": str(path),
@@ -118,6 +120,7 @@ def score_files(
                         "section": section,
                         "anomaly_score": float(scores[0]),
                         "decision": decisions[0],
+                        "judged_domain": DOMAINS[judged[0]],
                         "error": "",
                     }
                 )

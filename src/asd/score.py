@@ -70,9 +70,9 @@ def score_run(cfg: DictConfig) -> dict[str, float]:
         module.fit_backend_on(
             train.representations, train.domains, train.sections, list(range(len(train.representations)))
         )
-        scores, decisions = module.score_representations(test.representations, test.sections)
+        scores, decisions, judged = module.score_representations(test.representations, test.sections)
         labelled = labelled_machines(test.infos, splits, year)
-        sections += section_results(test.infos, dict(enumerate(zip(scores, decisions))), labelled).values()
+        sections += section_results(test.infos, dict(enumerate(zip(scores, decisions, judged))), labelled).values()
         if all(d in DOMAIN_CODES for d in train.domains):
             training += list(section_results(train.infos, module.training_scores, labelled=True).values())
         model_cfg = OmegaConf.to_container(run_cfg.model, resolve=True)

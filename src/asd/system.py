@@ -10,7 +10,9 @@ someone else cannot run anything, and a system keeps loading when a class change
   from ``encoder.path`` and checked against ``base_fingerprint`` (a SHA-256 of their values): a
   fine-tuned encoder's system holds its adapters, pooling and head only;
 * ``class_names``, ``backend_states`` (kNN banks, covariances, … as tensors), ``decision_thresholds``
-  (per section: source, then target where fitted; a system of an earlier version holds one number);
+  (per section: source, then target where fitted; a system of an earlier version holds one number),
+  ``nearest_domain`` (per section, the source and target training clips' unit mean rows, by which a
+  domain-blind score is judged as a domain; absent in an earlier version's system: judged as source);
 * ``feature_config`` and ``audio_config``.
 
 A system file is something users pass to each other, so loading one builds only the classes this
@@ -36,6 +38,7 @@ from omegaconf import DictConfig, OmegaConf
 from asd.backends import build_backend
 from asd.data.audio import AudioConfig
 from asd.data.features import FeatureConfig
+from asd.evaluation.threshold import NearestDomain
 from asd.files import write_atomically
 from asd.models.base import AnomalyDetectionModule
 from asd.run_directory import SYSTEMS, RunDirectoryError, recorded_members
@@ -107,6 +110,7 @@ def save_system(path: Path, module: AnomalyDetectionModule, datamodule, cfg: Dic
         "class_names": list(getattr(module, "class_names", [])),
         "backend_states": to_plain(module.backend.get_state()),
         "decision_thresholds": {section: [float(t) for t in ts] for section, ts in module.decision_thresholds.items()},
+        "nearest_domain": to_plain(module.nearest_domain.state, "nearest_domain"),
         "feature_config": asdict(datamodule.feature_config),
         "audio_config": asdict(datamodule.audio_config),
     }
@@ -206,6 +210,7 @@ def load_system(file: Path) -> System:
         section: [float(t)] if isinstance(t, (int, float)) else [float(x) for x in t]
         for section, t in saved["decision_thresholds"].items()
     }
+    module.nearest_domain = NearestDomain(from_plain(saved.get("nearest_domain", {})))
     return System(module.eval(), FeatureConfig(**saved["feature_config"]), AudioConfig(**saved["audio_config"]))
 
 

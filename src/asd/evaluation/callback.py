@@ -25,7 +25,8 @@ class OfficialEvaluationCallback(L.Callback):
         self.tested: list[SectionResult] = []
         self.sections: list[SectionResult] = []
         self.metrics: dict[str, float] = {}
-        self.scores: dict[int, tuple[float, int]] = {}
+        #: (score, decision, domain judged as) by test clip index
+        self.scores: dict[int, tuple[float, int, int]] = {}
         self.embeddings: dict[int, np.ndarray] = {}
 
     def on_test_epoch_start(self, trainer, pl_module) -> None:
@@ -33,7 +34,11 @@ class OfficialEvaluationCallback(L.Callback):
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         for row, index in enumerate(outputs["index"].tolist()):
-            self.scores[index] = (float(outputs["scores"][row]), int(outputs["decisions"][row]))
+            self.scores[index] = (
+                float(outputs["scores"][row]),
+                int(outputs["decisions"][row]),
+                int(outputs["judged_domains"][row]),
+            )
             self.embeddings[index] = outputs["embeddings"][row].numpy()
 
     def on_test_epoch_end(self, trainer, pl_module) -> None:
@@ -57,10 +62,10 @@ class OfficialEvaluationCallback(L.Callback):
         indices = sorted(self.scores)
         rows = torch.tensor([[i, *self.scores[i]] for i in indices], dtype=torch.float64, device=pl_module.device)
         embeddings = torch.from_numpy(np.stack([self.embeddings[i] for i in indices])).to(pl_module.device)
-        all_rows = pl_module.all_gather(rows).reshape(-1, 3).cpu()
+        all_rows = pl_module.all_gather(rows).reshape(-1, 4).cpu()
         all_embeddings = pl_module.all_gather(embeddings).reshape(len(all_rows), -1).cpu()
-        for (index, score, decision), embedding in zip(all_rows.tolist(), all_embeddings):
-            self.scores[int(index)] = (score, int(decision))
+        for (index, score, decision, judged), embedding in zip(all_rows.tolist(), all_embeddings):
+            self.scores[int(index)] = (score, int(decision), int(judged))
             self.embeddings[int(index)] = embedding.numpy()
 
 
@@ -85,8 +90,8 @@ class EpochEvaluationCallback(L.Callback):
         pl_module.eval()
         for batch in datamodule.test_dataloader():
             batch = pl_module.transfer_batch_to_device(batch, pl_module.device, 0)
-            scores, decisions = pl_module.score_batch(batch)
-            collected.update(zip(batch["index"].tolist(), zip(scores.tolist(), decisions)))
+            scores, decisions, judged = pl_module.score_batch(batch)
+            collected.update(zip(batch["index"].tolist(), zip(scores.tolist(), decisions, judged.tolist())))
         pl_module.train(was_training)
         tested = section_results([c.info for c in datamodule.test_clips], collected, labelled=True)
         pl_module.log_dict(RunResults(datamodule.year, list(tested.values())).metrics(prefix="epoch/"))

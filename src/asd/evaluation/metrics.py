@@ -56,6 +56,8 @@ class SectionResult:
     domains: np.ndarray  # 0 source, 1 target
     scores: np.ndarray
     decisions: np.ndarray  # 0/1
+    #: the domain whose threshold each decision met (0 source, 1 target; asd.models.base.decide)
+    judged_domains: np.ndarray | None = None
     _metrics: dict[str, float] | None = field(default=None, init=False, repr=False, compare=False)
 
     def metrics(self) -> dict[str, float]:
@@ -251,25 +253,41 @@ def format_cell(cell) -> str:
     return str(cell)
 
 
-CLIP_SCORE_COLUMNS = ["machine", "section", "file_name", "label", "domain", "score", "decision"]
+CLIP_SCORE_COLUMNS = ["machine", "section", "file_name", "label", "domain", "score", "decision", "judged_domain"]
 
 
 def write_clip_scores(path: Path, sections: list[SectionResult]) -> Path:
-    """Every clip's score and decision with its ground truth (label/domain 0/1), one row each:
-    what ``asd.report`` aggregates across jobs (the metrics and their jackknife need the clips)."""
-    rows = [
-        [s.machine, s.section_id, name, int(label), int(domain), repr(float(score)), int(decision)]
-        for s in sorted(sections, key=lambda s: (s.machine, s.section_id))
-        for name, label, domain, score, decision in zip(s.file_names, s.labels, s.domains, s.scores, s.decisions)
-    ]
+    """Every clip's score and decision with its ground truth (label/domain 0/1) and the domain whose
+    threshold judged it (-1 where not recorded), one row each: what ``asd.report`` aggregates across
+    jobs (the metrics and their jackknife need the clips) and ``asd.ensemble`` combines."""
+    rows = []
+    for s in sorted(sections, key=lambda s: (s.machine, s.section_id)):
+        judged = s.judged_domains if s.judged_domains is not None else np.full(len(s.scores), -1)
+        for name, label, domain, score, decision, judged_domain in zip(
+            s.file_names, s.labels, s.domains, s.scores, s.decisions, judged
+        ):
+            rows.append(
+                [
+                    s.machine,
+                    s.section_id,
+                    name,
+                    int(label),
+                    int(domain),
+                    repr(float(score)),
+                    int(decision),
+                    int(judged_domain),
+                ]
+            )
     return write_csv(path, [CLIP_SCORE_COLUMNS] + rows)
 
 
 def read_clip_scores(path: Path) -> list[SectionResult]:
-    """The sections of a :func:`write_clip_scores` file."""
+    """The sections of a :func:`write_clip_scores` file (one of an earlier version, without
+    ``judged_domain``, gives sections whose ``judged_domains`` is None)."""
     table = pd.read_csv(path, dtype={"section": str, "file_name": str})
-    if list(table.columns) != CLIP_SCORE_COLUMNS:
+    if list(table.columns) not in (CLIP_SCORE_COLUMNS, CLIP_SCORE_COLUMNS[:-1]):
         raise ValueError(f"{path}: expected the columns {CLIP_SCORE_COLUMNS}, found {list(table.columns)}")
+    recorded = "judged_domain" in table.columns
     return [
         SectionResult(
             machine=str(machine),
@@ -279,6 +297,7 @@ def read_clip_scores(path: Path) -> list[SectionResult]:
             domains=group["domain"].to_numpy(dtype=int),
             scores=group["score"].to_numpy(dtype=float),
             decisions=group["decision"].to_numpy(dtype=int),
+            judged_domains=group["judged_domain"].to_numpy(dtype=int) if recorded else None,
         )
         for (machine, section_id), group in table.groupby(["machine", "section"], sort=True)
     ]

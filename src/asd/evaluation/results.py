@@ -41,7 +41,7 @@ def metric_key(column: str) -> str:
 def section_results(
     infos, collected: dict[int, tuple[float, int]], labelled: bool | Collection[str]
 ) -> dict[tuple[str, str], SectionResult]:
-    """Clips' (score, decision) by clip index, grouped per machine type and section. ``infos`` describe
+    """Clips' (score, decision, domain judged as) by clip index, grouped per machine type and section. ``infos`` describe
     the clips (``ClipInfo``, or ``asd.representations.SavedClip``: machine, section_id, file_name,
     label, domain). ``labelled``: whether the clips carry labels, or the machine types whose clips do.
 
@@ -65,6 +65,7 @@ def section_results(
             domains=np.array([DOMAIN_CODES.get(infos[i].domain, -1) if known else -1 for i in indices]),
             scores=np.array([collected[i][0] for i in indices]),
             decisions=np.array([collected[i][1] for i in indices]),
+            judged_domains=np.array([collected[i][2] for i in indices]),
         )
     return results
 

@@ -11,8 +11,8 @@ import torch
 
 from asd.backends import ScoringBackend, cross_fitted_scores
 from asd.data.datamodule import ClipBatch
-from asd.evaluation.threshold import fit_gamma_threshold
-from asd.vocabulary import DOMAINS
+from asd.evaluation.threshold import NearestDomain, fit_gamma_threshold
+from asd.vocabulary import DOMAIN_CODES, DOMAINS
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,10 @@ def decision_thresholds(
     different scales (ten target clips make a sparser bank, a rougher covariance): one threshold
     flags nearly every normal target clip, or no source clip. Which model scored a clip is known
     without its domain label, so the same rule decides evaluation data, where the domain is hidden.
-    A back-end with one model (MSE, the classifier's score) judges every clip by the source
-    threshold, as the DCASE baselines' (their ten target clips would barely move a pooled one).
+    A domain-blind back-end (MSE, the classifier's score) has one model: a clip is judged as the domain
+    of its nearest training clip (:class:`asd.evaluation.threshold.NearestDomain`), whose threshold it
+    meets. The DCASE baselines judge every clip by one source threshold, which flagged every normal
+    target clip of a type whose target clips score above its anomalous source clips.
 
     ``scores`` must be out-of-sample (:func:`asd.backends.cross_fitted_scores`): a memory bank
     scoring its own members finds each at distance zero.
@@ -92,7 +94,10 @@ class AnomalyDetectionModule(L.LightningModule):
         self.backend = backend
         self.decision_percentile = decision_percentile
         self.decision_thresholds: dict[str, list[float]] = {}
-        self.training_scores: dict[int, tuple[float, int]] = {}
+        #: the domain a domain-blind back-end's score is judged as (fitted with the back-end)
+        self.nearest_domain = NearestDomain()
+        #: each training clip's (out-of-sample score, decision, domain judged as) by its index
+        self.training_scores: dict[int, tuple[float, int, int]] = {}
         #: Whether fitting and testing keep every clip's representation (by its index in the
         #: datamodule's train_clips / test_clips), for the run's representations/ (asd.score).
         self.keep_representations = False
@@ -144,36 +149,50 @@ class AnomalyDetectionModule(L.LightningModule):
         """Fit the back-end and the decision thresholds on the training clips' representations
         (also what ``asd.score`` calls, on a run's saved representations)."""
         self.backend.fit(reps, domains, sections)
+        self.nearest_domain = NearestDomain.fit(reps, domains, sections)
         train_scores, train_models = cross_fitted_scores(self.backend, reps, domains, sections)
+        if not self.backend.domain_wise:  # a training clip's domain is known: it is judged as that one
+            train_models = np.array([DOMAIN_CODES.get(d, 0) for d in domains])
         self.decision_thresholds = decision_thresholds(train_scores, domains, sections, self.decision_percentile)
-        # each training clip's (out-of-sample score, decision) by its index in the datamodule's
-        # train_clips: the run keeps them (training_scores.csv) for ensembles and score fusion
+        # each training clip's (out-of-sample score, decision, domain judged as) by its index in the
+        # datamodule's train_clips: the run keeps them (training_scores.csv) for ensembles and score fusion
         decisions = decide(train_scores, train_models, sections, self.decision_thresholds)
-        self.training_scores = {i: (float(score), d) for i, score, d in zip(indices, train_scores, decisions)}
+        self.training_scores = {
+            i: (float(score), d, int(m)) for i, score, d, m in zip(indices, train_scores, decisions, train_models)
+        }
         log.info("back-end %s fitted on %d training clips", type(self.backend).__name__, len(reps))
 
     @torch.no_grad()
-    def score_batch(self, batch: ClipBatch) -> tuple[np.ndarray, list[int]]:
-        """Anomaly scores of a batch's clips and their 0/1 decisions against their sections' thresholds."""
+    def score_batch(self, batch: ClipBatch) -> tuple[np.ndarray, list[int], np.ndarray]:
+        """A batch's clips' anomaly scores, 0/1 decisions and the domains they were judged as
+        (:meth:`score_representations`)."""
         return self.score_representations(self.batch_representations(batch), batch["section"])
 
     @torch.no_grad()
     def batch_representations(self, batch: ClipBatch) -> list[np.ndarray]:
         return [r.detach().cpu().numpy() for r in self.representations(batch)]
 
-    def score_representations(self, reps: list[np.ndarray], sections: list[str]) -> tuple[np.ndarray, list[int]]:
+    def score_representations(
+        self, reps: list[np.ndarray], sections: list[str]
+    ) -> tuple[np.ndarray, list[int], np.ndarray]:
+        """Scores, 0/1 decisions against the thresholds of their sections and of the domains they were
+        judged as (0 source, 1 target: the model of a domain-wise back-end that scored the clip, else the
+        nearest training clip's domain; :func:`decision_thresholds`), and those domains."""
         scores, models = self.backend.score_with_models(reps, sections)
-        return scores, decide(scores, models, sections, self.decision_thresholds)
+        if not self.backend.domain_wise:
+            models = self.nearest_domain.estimate(reps, sections)
+        return scores, decide(scores, models, sections, self.decision_thresholds), models
 
     def test_step(self, batch: ClipBatch, batch_idx: int) -> dict:
         reps = self.batch_representations(batch)
         if self.keep_representations:
             self.kept_representations["test"].update(zip(batch["index"].tolist(), reps))
-        scores, decisions = self.score_representations(reps, batch["section"])
+        scores, decisions, judged = self.score_representations(reps, batch["section"])
         return {
             "index": batch["index"].cpu(),
             "scores": torch.from_numpy(scores),
             "decisions": torch.tensor(decisions),
+            "judged_domains": torch.from_numpy(judged),
             # what the back-end sees, averaged over each clip's rows: for TensorBoard's projector
             "embeddings": torch.from_numpy(np.stack([r.mean(axis=0) for r in reps])),
         }
