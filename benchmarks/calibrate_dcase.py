@@ -90,6 +90,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-seeds", default="0,1", help="generator seeds (calibrate on 0 and 1; check once on 2)")
     parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument(
+        "--machines",
+        default=",".join(DEVELOPMENT_TYPES),
+        help="comma-separated development types to run both programs on (default: all seven)",
+    )
     add_size_options(parser)
     parser.add_argument("--baseline-tool", type=Path, default=BASELINE_TOOL)
     parser.add_argument("--asdkit-tool", type=Path, default=ASDKIT_TOOL)
@@ -98,13 +103,18 @@ def main(argv: list[str] | None = None) -> None:
     for tool in (args.baseline_tool, args.asdkit_tool):
         if not tool.is_file():
             sys.exit(f"{tool}: a peer's runner is missing")
-    machines = list(DEVELOPMENT_TYPES)
+    machines = args.machines.split(",")
+    unknown = sorted(set(machines) - set(DEVELOPMENT_TYPES))
+    if unknown:
+        parser.error(f"--machines: {', '.join(unknown)} not among the development types {', '.join(DEVELOPMENT_TYPES)}")
     summary, per_type = [], []
     for data_seed in (int(s) for s in args.data_seeds.split(",")):
         work = args.work.resolve() / f"s{data_seed}"
         root = ensure_dataset(work / "data", seed=data_seed, spec=spec, profile="dcase")
         per_machine = {m: baseline_sections(run_baseline(args.baseline_tool, root, m, work)) for m in machines}
         asdkit = asdkit_scores(run_asdkit(args.asdkit_tool, root, machines, ASDKIT_SEED, work, None))
+        if sorted(asdkit["machines"]) != sorted(machines):  # a finished run of other types in --work
+            sys.exit(f"{work / 'asdkit'}: ASDKit ran on {', '.join(sorted(asdkit['machines']))}; use another --work")
         row = calibration_rows(per_machine, asdkit)
         summary.append({"generator seed": data_seed, **row})
         for machine, metrics in per_machine.items():

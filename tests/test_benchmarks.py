@@ -151,3 +151,22 @@ def test_calibration_prints_both_peers_per_generator_seed_against_the_real_datas
     asdkit.write_text("#!/bin/bash\nexit 5\n")
     again = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and again.stdout == done.stdout
+    # some types only: the finished ASDKit run of all seven is not read as theirs
+    subset = subprocess.run([*command, "--machines", "fan,pump"], capture_output=True, text=True, timeout=300)
+    assert subset.returncode == 1 and "ASDKit ran on ToyCar, bearing, fan" in subset.stderr
+    unknown = subprocess.run([*command, "--machines", "fan,pumps"], capture_output=True, text=True, timeout=300)
+    assert unknown.returncode == 2 and "--machines: pumps not among the development types" in unknown.stderr
+
+
+def test_calibration_on_some_machine_types_runs_both_programs_on_those(tmp_path):
+    baseline, asdkit = tmp_path / "baseline.sh", tmp_path / "asdkit.sh"
+    baseline.write_text(FAKE_BASELINE_MSE)
+    asdkit.write_text(FAKE_ASDKIT)
+    command = [sys.executable, str(CALIBRATION_SCRIPT), "--data-seeds", "0", "--work", str(tmp_path / "work")]
+    command += ["--duration-s", "1", "--source-train", "2", "--target-train", "1", "--test-per-domain-and-label", "1"]
+    command += ["--baseline-tool", str(baseline), "--asdkit-tool", str(asdkit), "--machines", "fan,valve"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    expected = scipy.stats.hmean([0.6, 0.4, 0.6, 0.6, 0.6, 0.6])  # fan and valve
+    assert f"baseline {expected:.3f} in [0.52, 0.62]: True" in done.stdout
+    assert sorted(p.name for p in (tmp_path / "work" / "s0" / "baseline").iterdir() if p.is_dir()) == ["fan", "valve"]
