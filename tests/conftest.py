@@ -126,7 +126,9 @@ def provide_synthetic_data(home: Path, synthetic_root: Path, feature_cache: Path
 def make_cfg(tmp_path, synthetic_root, feature_cache):
     """Compose the training config as `python -m asd.train <overrides>` would, writing under tmp_path."""
 
-    def _make(*overrides: str) -> DictConfig:
+    def _make(*overrides: str, views: bool = False) -> DictConfig:
+        """The training config with these overrides, writing under the test's folder; ``views``: keep the
+        TensorBoard views (figures, images, projector: a second per run), which one test checks."""
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
             cfg = compose("train", overrides=list(overrides), return_hydra_config=False)
         with open_dict(cfg):
@@ -137,6 +139,8 @@ def make_cfg(tmp_path, synthetic_root, feature_cache):
                 cfg.data.root = str(synthetic_root)
                 cfg.paths.cache_dir = str(feature_cache)
             cfg.callbacks.progress_bar.refresh_rate = 0
+            if not views:
+                cfg.callbacks.tensorboard_views = None
         Path(cfg.paths.output_dir).mkdir(parents=True, exist_ok=True)
         return cfg
 

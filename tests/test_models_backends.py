@@ -269,3 +269,15 @@ def test_backend_parameters_are_checked_where_the_backend_is_built(backend, para
     with pytest.raises(BackendConfigError) as raised:
         build_backend(config)
     assert message in str(raised.value)
+
+
+def test_mahalanobis_precision_is_the_inverse_covariance_and_survives_a_singular_one():
+    from sklearn.covariance import LedoitWolf
+
+    from asd.backends.mahalanobis import precision_of
+
+    rows = np.random.default_rng(0).normal(size=(50, 8))
+    covariance = LedoitWolf().fit(rows).covariance_
+    np.testing.assert_allclose(precision_of(covariance), LedoitWolf().fit(rows).precision_, rtol=1e-9, atol=1e-12)
+    singular = np.diag([1.0, 2.0, 0.0])  # a dimension that never varied: no Cholesky factor
+    np.testing.assert_allclose(precision_of(singular), np.diag([1.0, 0.5, 0.0]), atol=1e-12)

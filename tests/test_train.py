@@ -16,7 +16,7 @@ from asd.train import train
 
 
 def test_ae_beats_chance_clearly_on_the_easiest_machine(make_cfg):
-    cfg = make_cfg("machine=ToyRotor", "model=ae", "backend=mse", "trainer.max_epochs=30")
+    cfg = make_cfg("machine=ToyRotor", "model=ae", "backend=mse", "trainer.max_epochs=30", views=True)
     metrics, objects = train(cfg)
     # ToyRotor's anomalies (an inharmonic partial, bearing ticks) are the easiest to hear.
     assert metrics["ToyRotor/section_00/auc_source"] > 0.9
