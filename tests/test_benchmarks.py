@@ -131,13 +131,18 @@ echo "{\\"sections\\": {\\"00\\": {\\"AUC_source\\": 0.6, \\"AUC_target\\": $tar
 """
 
 
-def test_calibration_prints_both_peers_per_generator_seed_against_the_real_datas_picture(tmp_path):
+def _calibration_command(tmp_path: Path) -> tuple[list[str], Path]:
+    """calibrate_dcase.py on tiny data with both fake peers; returns the command and the fake ASDKit."""
     baseline, asdkit = tmp_path / "baseline.sh", tmp_path / "asdkit.sh"
     baseline.write_text(FAKE_BASELINE_MSE)
     asdkit.write_text(FAKE_ASDKIT)
     command = [sys.executable, str(CALIBRATION_SCRIPT), "--data-seeds", "0", "--work", str(tmp_path / "work")]
     command += ["--duration-s", "1", "--source-train", "2", "--target-train", "1", "--test-per-domain-and-label", "1"]
-    command += ["--baseline-tool", str(baseline), "--asdkit-tool", str(asdkit)]
+    return command + ["--baseline-tool", str(baseline), "--asdkit-tool", str(asdkit)], asdkit
+
+
+def test_calibration_prints_both_peers_per_generator_seed_against_the_real_datas_picture(tmp_path):
+    command, asdkit = _calibration_command(tmp_path)
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     expected = scipy.stats.hmean([0.6, 0.4, 0.6] + [0.6] * 18)  # fan and six other types
@@ -159,13 +164,8 @@ def test_calibration_prints_both_peers_per_generator_seed_against_the_real_datas
 
 
 def test_calibration_on_some_machine_types_runs_both_programs_on_those(tmp_path):
-    baseline, asdkit = tmp_path / "baseline.sh", tmp_path / "asdkit.sh"
-    baseline.write_text(FAKE_BASELINE_MSE)
-    asdkit.write_text(FAKE_ASDKIT)
-    command = [sys.executable, str(CALIBRATION_SCRIPT), "--data-seeds", "0", "--work", str(tmp_path / "work")]
-    command += ["--duration-s", "1", "--source-train", "2", "--target-train", "1", "--test-per-domain-and-label", "1"]
-    command += ["--baseline-tool", str(baseline), "--asdkit-tool", str(asdkit), "--machines", "fan,valve"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    command, _ = _calibration_command(tmp_path)
+    done = subprocess.run([*command, "--machines", "fan,valve"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     expected = scipy.stats.hmean([0.6, 0.4, 0.6, 0.6, 0.6, 0.6])  # fan and valve
     assert f"baseline {expected:.3f} in [0.52, 0.62]: True" in done.stdout
