@@ -12,7 +12,14 @@ from conftest import provide_synthetic_data, run_module_in_process
 from asd.evaluation.metrics import read_clip_scores
 from asd.predict import main as predict_cli
 
-RUN = ["machine=ToyRotor", "trainer.max_epochs=3", "callbacks.epoch_evaluation=null", "seed=7"]
+# no TensorBoard views (a second a run; test_train checks them)
+RUN = [
+    "machine=ToyRotor",
+    "trainer.max_epochs=3",
+    "callbacks.epoch_evaluation=null",
+    "callbacks.tensorboard_views=null",
+    "seed=7",
+]
 
 
 def _train(run_cli, tmp_path, name, *overrides):
