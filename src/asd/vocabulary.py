@@ -3,6 +3,9 @@ as names (file names, configs, logs) and as the official evaluator's 0/1 codes (
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Hashable, Sequence
+
 LABELS = ("normal", "anomaly")  # the evaluator's code is the index
 DOMAINS = ("source", "target")
 LABEL_CODES = {name: code for code, name in enumerate(LABELS)}
@@ -13,3 +16,12 @@ def section_key(machine: str, section_id: str) -> str:
     """What a back-end is fitted per and thresholds are kept by: one machine type's section
     (``fan/section_00``), so a model trained on several machine types keeps them apart."""
     return f"{machine}/section_{section_id}"
+
+
+def indices_by_section(sections: Sequence[Hashable]) -> dict[Hashable, list[int]]:
+    """The positions of each section's clips in ``sections``, sections in order of first appearance:
+    what back-ends and the nearest-domain estimate fit and score per section."""
+    grouped: dict[Hashable, list[int]] = defaultdict(list)
+    for i, section in enumerate(sections):
+        grouped[section].append(i)
+    return grouped

@@ -11,6 +11,8 @@ import hydra
 import numpy as np
 from hydra.errors import InstantiationException
 
+from asd.vocabulary import indices_by_section
+
 
 class BackendConfigError(ValueError):
     """A back-end parameter out of its range or of the wrong type; the message names the key."""
@@ -91,9 +93,7 @@ class ScoringBackend(ABC):
         self.states: dict[Hashable, object] = {}
 
     def fit(self, representations: Sequence[np.ndarray], domains: Sequence[str], sections: Sequence[Hashable]) -> None:
-        grouped: dict[Hashable, list[int]] = defaultdict(list)
-        for i, section in enumerate(sections):
-            grouped[section].append(i)
+        grouped = indices_by_section(sections)
         self.states = {
             section: self.fit_section([representations[i] for i in idx], [domains[i] for i in idx])
             for section, idx in grouped.items()
@@ -110,9 +110,7 @@ class ScoringBackend(ABC):
         model (0 for a back-end with one model) says which domain the clip was judged as: the clip is
         decided by that domain's threshold (asd.models.base.decide), with no test label needed."""
         scores, models = np.empty(len(representations)), np.zeros(len(representations), dtype=int)
-        grouped: dict[Hashable, list[int]] = defaultdict(list)
-        for i, section in enumerate(sections):
-            grouped[section].append(i)
+        grouped = indices_by_section(sections)
         for section, idx in grouped.items():
             state = self.states.get(section)
             if state is None and self.needs_fit:

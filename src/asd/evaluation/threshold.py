@@ -3,13 +3,12 @@ threshold judges a clip that a domain-blind score gives no domain (:class:`Neare
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Hashable, Sequence
 
 import numpy as np
 import scipy.stats
 
-from asd.vocabulary import DOMAINS
+from asd.vocabulary import DOMAINS, indices_by_section
 
 #: Below this Kolmogorov-Smirnov p-value the gamma fit is rejected for the empirical quantile.
 GAMMA_FIT_MIN_P_VALUE = 0.01
@@ -59,11 +58,8 @@ class NearestDomain:
     def fit(
         cls, representations: Sequence[np.ndarray], domains: Sequence[str], sections: Sequence[Hashable]
     ) -> NearestDomain:
-        grouped: dict[Hashable, list[int]] = defaultdict(list)
-        for i, section in enumerate(sections):
-            grouped[section].append(i)
         state = {}
-        for section, indices in grouped.items():
+        for section, indices in indices_by_section(sections).items():
             directions = _clip_directions([representations[i] for i in indices])
             section_domains = np.asarray([domains[i] for i in indices])
             state[section] = [directions[section_domains == domain] for domain in DOMAINS]
