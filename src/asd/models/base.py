@@ -149,9 +149,12 @@ class AnomalyDetectionModule(L.LightningModule):
         """Fit the back-end and the decision thresholds on the training clips' representations
         (also what ``asd.score`` calls, on a run's saved representations)."""
         self.backend.fit(reps, domains, sections)
-        self.nearest_domain = NearestDomain.fit(reps, domains, sections)
         train_scores, train_models = cross_fitted_scores(self.backend, reps, domains, sections)
-        if not self.backend.domain_wise:  # a training clip's domain is known: it is judged as that one
+        # only a domain-blind back-end needs the estimate (a domain-wise one knows which model scored a
+        # clip); a training clip's domain is known: it is judged as that one
+        self.nearest_domain = NearestDomain()
+        if not self.backend.domain_wise:
+            self.nearest_domain = NearestDomain.fit(reps, domains, sections)
             train_models = np.array([DOMAIN_CODES.get(d, 0) for d in domains])
         self.decision_thresholds = decision_thresholds(train_scores, domains, sections, self.decision_percentile)
         # each training clip's (out-of-sample score, decision, domain judged as) by its index in the
