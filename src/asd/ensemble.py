@@ -7,9 +7,9 @@ standard deviation of its training clips' out-of-sample scores (``training_score
 run writes), as ``backend=fusion`` normalises its members, then combined clip by clip. The decision
 thresholds of each section are fitted on the combined training scores as a run fits its own, one per
 domain (:func:`asd.models.base.decision_thresholds`); a clip is judged as the domain most members
-judged it as (ties: source), as ``backend=fusion`` judges by its members' votes. Writes ``submission/``, ``result.csv``, ``scores.csv``,
-``training_scores.csv`` and ``summary.csv`` into ``--out``; there is no saved system (the members
-are different models), so ``asd.predict`` scores with each member run.
+judged it as (ties: source), as ``backend=fusion`` judges by its members' votes. Writes ``submission/``,
+``result.csv``, ``scores.csv``, ``training_scores.csv`` and ``summary.csv`` into ``--out``; there is no
+saved system (the members are different models), so ``asd.predict`` scores with each member run.
 """
 
 from __future__ import annotations

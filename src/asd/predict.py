@@ -6,8 +6,8 @@
 Writes one row per clip (or per window of a long recording): file, window start/end in
 seconds, section, anomaly score, decision (1 = anomalous, from the threshold fitted on the
 training scores), the domain whose threshold judged it (``source``/``target``: the back-end's model
-that scored it, or the nearest training clip's domain) and error. A file that cannot be read gets a row with its error and the others
-are still scored; the exit status is 1 when any failed.
+that scored it, or the nearest training clip's domain) and error. A file that cannot be read gets a
+row with its error and the others are still scored; the exit status is 1 when any failed.
 """
 
 from __future__ import annotations

@@ -39,11 +39,12 @@ def metric_key(column: str) -> str:
 
 
 def section_results(
-    infos, collected: dict[int, tuple[float, int]], labelled: bool | Collection[str]
+    infos, collected: dict[int, tuple[float, int, int]], labelled: bool | Collection[str]
 ) -> dict[tuple[str, str], SectionResult]:
-    """Clips' (score, decision, domain judged as) by clip index, grouped per machine type and section. ``infos`` describe
-    the clips (``ClipInfo``, or ``asd.representations.SavedClip``: machine, section_id, file_name,
-    label, domain). ``labelled``: whether the clips carry labels, or the machine types whose clips do.
+    """Clips' (score, decision, domain judged as) by clip index, grouped per machine type and section.
+    ``infos`` describe the clips (``ClipInfo``, or ``asd.representations.SavedClip``: machine,
+    section_id, file_name, label, domain). ``labelled``: whether the clips carry labels, or the machine
+    types whose clips do.
 
     Without test labels (evaluation data without ground truth), labels and domains are -1; a labelled
     clip without a domain (DCASE 2020 names) has domain -1.
