@@ -323,6 +323,16 @@ def test_shift_classes_train_shifted_copies_as_classes_of_their_own():
     assert module.head.weight.shape[0] == 9
 
 
+def test_shifted_copies_keep_their_labels_on_the_batch_device():
+    # the GPU check met this: shifted copies' labels were built on the CPU while the batch was on CUDA,
+    # and the margin head failed ("Expected all tensors to be on the same device"); the meta device
+    # stands in for CUDA here (a tensor built without the batch's device lands on the CPU)
+    module = MobileFaceNetModule(KNNBackend(), class_names=["a", "b", "c"], shift_classes=(2,), **TINY_MFN)
+    features = [torch.empty(128, 40, device="meta"), torch.empty(128, 40, device="meta")]
+    extended = module._shifted_copies({"features": features, "label": torch.tensor([0, 2], device="meta")})
+    assert extended["label"].device.type == "meta"
+
+
 def test_mixup_is_the_plain_loss_when_nothing_is_mixed_in(monkeypatch):
     torch.manual_seed(0)
     batch = {"features": [torch.randn(128, 40) for _ in range(4)], "label": torch.tensor([0, 1, 2, 1])}

@@ -96,14 +96,16 @@ def clip_batch(
     *,
     waveforms: list[torch.Tensor] | None = None,
     index: list[int] | None = None,
-    labels: list[int] | None = None,
+    labels: list[int] | torch.Tensor | None = None,
 ) -> ClipBatch:
     """The one constructor of :class:`ClipBatch`: unknown domains are ``"unknown"``, unknown class
-    labels -1; sections, index and waveforms are included where given."""
+    labels -1; sections, index and waveforms are included where given. Labels lie on the features'
+    device: a batch a model builds from its input (on a GPU) stays on that device."""
+    device = features[0].device if len(features) else None
     batch: ClipBatch = {
         "features": list(features),
         "domain": list(domains) if domains is not None else ["unknown"] * len(features),
-        "label": torch.tensor(labels if labels is not None else [-1] * len(features)),
+        "label": torch.as_tensor(labels if labels is not None else [-1] * len(features), device=device),
     }
     if sections is not None:
         batch["section"] = list(sections)

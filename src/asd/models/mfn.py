@@ -142,7 +142,7 @@ class MobileFaceNetModule(MarginClassifierMixin, AnomalyDetectionModule):
         return clip_batch(
             features,
             waveforms=list(batch["waveform"]) * copies if "waveform" in batch else None,
-            labels=torch.cat(labels).tolist(),
+            labels=torch.cat(labels),
         )
 
     def training_step(self, batch: ClipBatch, batch_idx: int) -> torch.Tensor:
