@@ -281,3 +281,11 @@ def test_mahalanobis_precision_is_the_inverse_covariance_and_survives_a_singular
     np.testing.assert_allclose(precision_of(covariance), LedoitWolf().fit(rows).precision_, rtol=1e-9, atol=1e-12)
     singular = np.diag([1.0, 2.0, 0.0])  # a dimension that never varied: no Cholesky factor
     np.testing.assert_allclose(precision_of(singular), np.diag([1.0, 0.5, 0.0]), atol=1e-12)
+
+
+@pytest.mark.parametrize("k", [1, 2, 7])
+def test_knn_distance_is_the_mean_of_the_k_smallest_whatever_the_shortcut(k):
+    from asd.backends.knn import mean_of_k_smallest
+
+    distances = np.random.default_rng(k).random((5, 7))
+    np.testing.assert_allclose(mean_of_k_smallest(distances, k), np.sort(distances, axis=1)[:, :k].mean(axis=1))

@@ -41,6 +41,14 @@ def normalise(rows: np.ndarray) -> np.ndarray:
     return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
 
 
+def mean_of_k_smallest(distances: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the mean of its ``k`` smallest entries (``k`` at most the row's length); k = 1, the
+    usual setting, is the row's minimum, a tenth of a partition's time on a large bank."""
+    if k == 1:
+        return distances.min(axis=1)
+    return np.partition(distances, k - 1, axis=1)[:, :k].mean(axis=1)
+
+
 def mean_knn_cosine_distance(
     queries: np.ndarray, bank: np.ndarray, k: int, member_scale: np.ndarray | None = None
 ) -> np.ndarray:
@@ -50,8 +58,7 @@ def mean_knn_cosine_distance(
     distances = 1.0 - queries @ bank.T
     if member_scale is not None:
         distances = distances / member_scale[None, :]
-    nearest = np.partition(distances, k - 1, axis=1)[:, :k] if k < len(bank) else distances
-    return nearest.mean(axis=1)
+    return mean_of_k_smallest(distances, k)
 
 
 DENSITY_MODES = ("bank", "member", "none")
@@ -98,7 +105,7 @@ class KNNBackend(ScoringBackend):
         distances = 1.0 - bank @ bank.T
         np.fill_diagonal(distances, np.inf)
         k = min(k, len(bank) - 1)
-        per_member = np.maximum(np.mean(np.partition(distances, k - 1, axis=1)[:, :k], axis=1), 1e-6)
+        per_member = np.maximum(mean_of_k_smallest(distances, k), 1e-6)
         if self.density_normalise == "member":
             return bank, 1.0, per_member
         return bank, max(float(np.mean(per_member)), 1e-6), None
