@@ -308,6 +308,8 @@ def test_every_experiment_runs_end_to_end(experiment, make_cfg, tmp_path):
     if "override /model: multibranch" in recipe or experiment.startswith("multibranch"):
         # 4.5-s clips and narrow branches: the recipe's path end to end, not its 12-s, 2.5M-weight network
         overrides += ["model.clip_seconds=4.5", "model.branch_dim=16"]
+    if "override /model: mfn" in recipe or experiment.startswith("mfn"):  # narrow blocks; the recipe's head
+        overrides += ["model.width=8", "model.channels=16", "model.final_channels=32"]
     if "override /encoder: beats" in recipe:  # no real weights here: a tiny BEATs in the official layout
         build_tiny_beats_checkpoint(tmp_path / "BEATs_tiny.pt")
         overrides.append(f"encoder.path={tmp_path / 'BEATs_tiny.pt'}")
