@@ -249,3 +249,19 @@ def test_a_model_config_sets_only_the_model_and_its_default_groups():
     for path in sorted((Path(config_dir()) / "model").glob("*.yaml")):
         keys = set(yaml.safe_load(path.read_text()))
         assert keys <= {"defaults", "model"}, f"{path.name} sets {sorted(keys - {'defaults', 'model'})}"
+
+
+@pytest.mark.parametrize("trainer", ["default", "cpu", "gpu", "ddp"])
+def test_the_trainer_keys_the_readme_names_are_overrides_as_written(trainer):
+    # the GPU check met it: `trainer=gpu trainer.precision=bf16-mixed` (README, finetune.yaml) was refused,
+    # "Key 'precision' is not in struct"
+    readme = (CONF.parent / "README.md").read_text()
+    named = ["precision=bf16-mixed", "accumulate_grad_batches=4", "gradient_clip_val=1.0"]
+    assert all(f"trainer.{key.split('=')[0]}" in readme for key in named)
+    cfg = _compose(f"trainer={trainer}", *(f"trainer.{key}" for key in named))
+    chosen = {key.split("=")[0]: cfg.trainer[key.split("=")[0]] for key in named}
+    assert chosen == {"precision": "bf16-mixed", "accumulate_grad_batches": 4, "gradient_clip_val": 1.0}
+    import lightning.pytorch as pl
+
+    trainer_object = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, **chosen)
+    assert trainer_object.accumulate_grad_batches == 4 and trainer_object.gradient_clip_val == 1.0
