@@ -12,7 +12,7 @@ from asd.data.index import index_machine, list_machines
 from asd.data.synthetic import PROFILES, SyntheticSpec
 from asd.data.synthetic import __main__ as synthetic_cli
 from asd.data.synthetic.background import FACTORIES, at_snr, factory_noise
-from asd.data.synthetic.faults import FAULTS, add_fault
+from asd.data.synthetic.faults import FAULTS, STRUCTURAL_FAULTS, add_fault
 from asd.data.synthetic.machines import DEVELOPMENT_TYPES, EVALUATION_TYPES, MACHINE_TYPES
 from asd.data.synthetic.profiles import render
 from asd.data.synthetic.signals import SAMPLE_RATE, level_db
@@ -99,6 +99,32 @@ def test_a_fault_has_its_physical_signature():
     impulses = add_fault(np.random.default_rng(2), t, machine, 40.0, "bearing", -10.0) - machine
     envelope = np.abs(np.fft.rfft(np.abs(impulses) - np.abs(impulses).mean()))
     assert abs(freqs[1 + np.argmax(envelope[1:1000])] - 142.8) < 1.0
+
+
+def test_belt_slip_spreads_each_harmonic_into_sidebands_at_the_machines_own_power():
+    t = np.arange(4 * SAMPLE_RATE) / SAMPLE_RATE
+    tone = np.sin(2 * np.pi * 200.0 * t)
+    freqs = np.fft.rfftfreq(t.size, 1 / SAMPLE_RATE)
+
+    def share_at_200_hz(signal):
+        spectrum = np.abs(np.fft.rfft(signal)) ** 2
+        return spectrum[np.abs(freqs - 200.0) <= 1.0].sum() / spectrum.sum()
+
+    slipping = STRUCTURAL_FAULTS["slip"](np.random.default_rng(0), t, tone, 25.0, 0.02)
+    assert level_db(slipping, tone) == pytest.approx(0.0, abs=1e-9)  # as loud as before
+    assert share_at_200_hz(tone) > 0.99 and share_at_200_hz(slipping) < 0.6  # the rest went to sidebands
+    assert np.allclose(STRUCTURAL_FAULTS["slip"](np.random.default_rng(0), t, tone, 25.0, 0.0), tone)
+
+
+@pytest.mark.parametrize("machine", [m for m in MACHINE_TYPES if "slip" in MACHINE_TYPES[m].faults])
+def test_a_slipping_machine_changes_more_than_an_additive_fault_at_the_same_loudness(machine):
+    quiet = replace(SHORT, snr_db=SILENT_FACTORY)
+    for k in range(3):
+        alone, _ = render(machine, _seed_parts(k), "target", None, quiet)
+        slipping, _ = render(machine, _seed_parts(k), "target", "slip", quiet)
+        assert abs(level_db(slipping, alone)) < 0.1
+        # the change is louder than the loudest additive fault of the profile, yet adds no power
+        assert level_db(slipping - alone, alone) > DCASE.fault_level_db[1]
 
 
 @pytest.mark.parametrize("machine, key, order", [("fan", "vel", 6), ("gearbox", "rpm", 23)])

@@ -11,14 +11,19 @@ Condition Monitoring", 2011) gives their signatures:
 * imbalance: a once-per-revolution modulation of the machine's sound;
 * misalignment: raised 2x and 3x shaft harmonics;
 * rubbing: band noise in bursts, once per revolution;
-* leak: steady band noise (a hiss).
+* leak: steady band noise (a hiss);
+* belt slip (a loose belt or worn coupling; MIMII DG's belt damage, ToyADMOS2's belt faults): the speed
+  fluctuates by a few per cent at a slip rate of a few Hz, which frequency-modulates every harmonic into
+  sidebands. A **structural** fault: it changes how the machine sounds, not how loud it is (the clip
+  keeps its power), so its size is the fluctuation's depth, not a level (calibration step 3,
+  experiments/README.md).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from asd.data.synthetic.signals import SAMPLE_RATE, band_noise, scaled_to
+from asd.data.synthetic.signals import SAMPLE_RATE, band_noise, power, scaled_to
 
 #: the outer-race defect frequency of a typical deep-groove ball bearing, in shaft orders
 OUTER_RACE_ORDER = 3.57
@@ -55,6 +60,18 @@ def leak(rng, t, machine, shaft_hz):
     return band_noise(rng, t.size, 3000.0, 7000.0)
 
 
+def belt_slip(rng, t, machine, shaft_hz, depth):
+    """``machine`` played at a speed that fluctuates by ``depth`` (a fraction of the speed) at 1-4 Hz, at
+    its own power."""
+    rate = rng.uniform(1.0, 4.0)
+    clock = t + depth / (2 * np.pi * rate) * np.sin(2 * np.pi * rate * t + rng.uniform(0, 2 * np.pi))
+    warped = np.interp(clock, t, machine)
+    return warped * np.sqrt(power(machine) / power(warped))
+
+
+#: structural faults: a function of (rng, t, machine, shaft rate, depth) returning the faulty machine
+STRUCTURAL_FAULTS = {"slip": belt_slip}
+
 FAULTS = {
     "bearing": bearing_damage,
     "imbalance": imbalance,
@@ -65,6 +82,7 @@ FAULTS = {
 
 
 def add_fault(rng, t, machine: np.ndarray, shaft_hz: float, fault: str, level_db: float) -> np.ndarray:
-    """``machine`` with ``fault``'s component added at ``level_db`` dB relative to its power."""
+    """``machine`` with ``fault``'s component added at ``level_db`` dB relative to its power (an additive
+    fault; :data:`STRUCTURAL_FAULTS` change the machine instead)."""
     component = FAULTS[fault](rng, t, machine, shaft_hz)
     return machine + scaled_to(component, machine, level_db)

@@ -45,6 +45,9 @@ class Profile:
     #: dcase: a fault's power relative to the machine's own sound (dB), drawn per anomalous clip; -18..-6 left
     #: the official baseline at 0.74-0.85 on the first types measured (calibration step 1, experiments/README.md)
     fault_level_db: tuple[float, float] = (-27.0, -15.0)
+    #: dcase: a structural fault's size (faults.STRUCTURAL_FAULTS: belt slip's speed fluctuation, a
+    #: fraction of the speed), drawn per anomalous clip
+    slip_depth: tuple[float, float] = (0.01, 0.03)
 
 
 PROFILES = {
@@ -120,7 +123,9 @@ def _render_dcase(machine, seed_parts, domain, anomaly, profile, t):
     noise = background.factory_noise(np.random.default_rng((*seed_parts, 3)), t.size, background.FACTORIES[domain])
     noise = background.at_snr(noise, sound, rng.uniform(*profile.snr_db))
     level_db = rng.uniform(*profile.fault_level_db)
-    if anomaly is not None:
+    if anomaly in faults.STRUCTURAL_FAULTS:
+        sound = faults.STRUCTURAL_FAULTS[anomaly](rng, t, sound, shaft_hz, rng.uniform(*profile.slip_depth))
+    elif anomaly is not None:
         sound = faults.add_fault(rng, t, sound, shaft_hz, anomaly, level_db)
     return np.clip(sound + noise, -1.0, 1.0).astype(np.float32), attributes
 
