@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import hydra
+import lightning.pytorch as pl
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import InstantiationException
@@ -261,7 +262,5 @@ def test_the_trainer_keys_the_readme_names_are_overrides_as_written(trainer):
     cfg = _compose(f"trainer={trainer}", *(f"trainer.{key}" for key in named))
     chosen = {key.split("=")[0]: cfg.trainer[key.split("=")[0]] for key in named}
     assert chosen == {"precision": "bf16-mixed", "accumulate_grad_batches": 4, "gradient_clip_val": 1.0}
-    import lightning.pytorch as pl
-
     trainer_object = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, **chosen)
     assert trainer_object.accumulate_grad_batches == 4 and trainer_object.gradient_clip_val == 1.0

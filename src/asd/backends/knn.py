@@ -43,7 +43,7 @@ def normalise(rows: np.ndarray) -> np.ndarray:
 
 def mean_of_k_smallest(distances: np.ndarray, k: int) -> np.ndarray:
     """Per row, the mean of its ``k`` smallest entries (``k`` at most the row's length); k = 1, the
-    usual setting, is the row's minimum, a tenth of a partition's time on a large bank."""
+    usual setting, is the row's minimum, taken without a partition."""
     if k == 1:
         return distances.min(axis=1)
     return np.partition(distances, k - 1, axis=1)[:, :k].mean(axis=1)
