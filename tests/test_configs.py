@@ -83,9 +83,27 @@ def test_a_years_all_machine_types_are_its_dev_and_eval_types(year):
     assert every == dev + evaluation and not set(dev) & set(evaluation)
 
 
-@pytest.mark.parametrize("model", MODELS)
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("machine", ["fan", "ToyRotor", "synthetic", "dcase2024_eval"])
+MACHINE_CHOICES = ["fan", "ToyRotor", "synthetic", "dcase2024_eval"]
+#: every model with every back-end, and the machine choice turning with both, so that each pair of the
+#: three (model-backend, model-machine, backend-machine) meets at least once: a quarter of the full product
+MODEL_BACKEND_MACHINE = [
+    (model, backend, MACHINE_CHOICES[(i + j) % len(MACHINE_CHOICES)])
+    for i, model in enumerate(MODELS)
+    for j, backend in enumerate(BACKENDS)
+]
+
+
+def test_the_combinations_cover_every_pair_of_model_backend_and_machine():
+    pairs = [{(m, b) for m, b, _ in MODEL_BACKEND_MACHINE}, {(m, c) for m, _, c in MODEL_BACKEND_MACHINE}]
+    pairs.append({(b, c) for _, b, c in MODEL_BACKEND_MACHINE})
+    assert [len(p) for p in pairs] == [
+        len(MODELS) * len(BACKENDS),
+        len(MODELS) * len(MACHINE_CHOICES),
+        len(BACKENDS) * len(MACHINE_CHOICES),
+    ]
+
+
+@pytest.mark.parametrize("model, backend, machine", MODEL_BACKEND_MACHINE)
 def test_model_backend_machine_compose_and_instantiate(model, backend, machine, tmp_path):
     cfg = _compose(f"model={model}", f"backend={backend}", f"machine={machine}", f"paths.root_dir={tmp_path}")
     if model in ("pretrained", "finetune"):  # weights are never downloaded: the default path is empty here
