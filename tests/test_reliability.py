@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import TINY_MFN_OVERRIDES, provide_synthetic_data
+from conftest import TINY_MFN_OVERRIDES, provide_synthetic_data, run_module_in_process
 
 QUIET = ["callbacks.progress_bar.refresh_rate=0"]
 
@@ -148,10 +148,9 @@ def test_each_ae_backends_decisions_use_thresholds_fitted_out_of_sample(make_cfg
 
 
 def test_a_wrong_config_type_is_an_error_naming_the_key_before_any_data_is_read(tmp_path):
-    process = start_train(tmp_path, "trainer.max_epochs=abc")
-    _, stderr = process.communicate(timeout=300)
-    assert process.returncode == 1
-    assert "trainer.max_epochs='abc': expected Optional[int]" in stderr
+    done = run_module_in_process("asd.train", [*QUIET, "trainer.max_epochs=abc"], tmp_path, {"ASD_ROOT": str(tmp_path)})
+    assert done.returncode == 1
+    assert "trainer.max_epochs='abc': expected Optional[int]" in done.stderr
     assert not (tmp_path / "data").exists()  # the synthetic data was not even generated
 
 
