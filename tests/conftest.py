@@ -16,6 +16,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
+from threadpoolctl import threadpool_limits
 
 from asd.data.synthetic import generate
 from asd.train import config_dir
@@ -27,6 +28,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # commands they start, or the two contend for the same cores
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
+    # numpy's BLAS read its thread count when torch imported numpy, before the line above: two threads
+    # per worker, four busy threads on two cores in the kNN and covariance products
+    threadpool_limits(1)
 
 
 def pytest_collection_modifyitems(config, items):
