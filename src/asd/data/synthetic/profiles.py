@@ -43,9 +43,9 @@ class Profile:
     #: dcase: the machine's level over its factory's background (dB), drawn per clip
     snr_db: tuple[float, float] = (-6.0, 6.0)
     #: dcase: a fault's power relative to the machine's own sound (dB), drawn per anomalous clip; -18..-6 left
-    #: the official baseline at 0.74-0.85 on the first types measured (calibration step 1, experiments/README.md);
-    #: calibration step 4 measures both peers at that level again, with belt slip among the faults
-    fault_level_db: tuple[float, float] = (-18.0, -6.0)
+    #: the official baseline at 0.74-0.85 on the first types measured (calibration step 1, experiments/README.md),
+    #: and lifted it 0.16 against ASDKit's 0.05 (step 4)
+    fault_level_db: tuple[float, float] = (-27.0, -15.0)
     #: dcase: a structural fault's size (faults.STRUCTURAL_FAULTS: belt slip's speed fluctuation, a
     #: fraction of the speed), drawn per anomalous clip
     slip_depth: tuple[float, float] = (0.01, 0.03)
