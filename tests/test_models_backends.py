@@ -289,3 +289,20 @@ def test_knn_distance_is_the_mean_of_the_k_smallest_whatever_the_shortcut(k):
 
     distances = np.random.default_rng(k).random((5, 7))
     np.testing.assert_allclose(mean_of_k_smallest(distances, k), np.sort(distances, axis=1)[:, :k].mean(axis=1))
+
+
+@pytest.mark.parametrize("queries_are_bank", [False, True])
+def test_knn_distances_in_blocks_equal_the_whole_matrix(monkeypatch, queries_are_bank):
+    from asd.backends import knn
+
+    rng = np.random.default_rng(3)
+    bank = knn.normalise(rng.standard_normal((23, 4)))
+    queries = bank if queries_are_bank else knn.normalise(rng.standard_normal((17, 4)))
+    scale = rng.uniform(0.5, 2.0, len(bank))
+    whole = (1.0 - queries @ bank.T) / scale[None, :]
+    if queries_are_bank:
+        np.fill_diagonal(whole, np.inf)  # a member is not its own neighbour
+    expected = np.sort(whole, axis=1)[:, :3].mean(axis=1)
+    monkeypatch.setattr(knn, "DISTANCE_BLOCK_ENTRIES", 2 * len(bank))  # blocks of two query rows, the last one short
+    blocked = knn.mean_knn_cosine_distance(queries, bank, 3, scale, queries_are_bank=queries_are_bank)
+    np.testing.assert_allclose(blocked, expected, rtol=1e-12)

@@ -49,16 +49,34 @@ def mean_of_k_smallest(distances: np.ndarray, k: int) -> np.ndarray:
     return np.partition(distances, k - 1, axis=1)[:, :k].mean(axis=1)
 
 
+#: entries of one block of query-to-bank distances (256 MB of float64): an AE's frame rows on real DCASE
+#: data make banks of ~300,000 rows a section, whose whole distance matrix would need hundreds of GB
+DISTANCE_BLOCK_ENTRIES = 2**25
+
+
 def mean_knn_cosine_distance(
-    queries: np.ndarray, bank: np.ndarray, k: int, member_scale: np.ndarray | None = None
+    queries: np.ndarray,
+    bank: np.ndarray,
+    k: int,
+    member_scale: np.ndarray | None = None,
+    queries_are_bank: bool = False,
 ) -> np.ndarray:
     """Mean cosine distance of each (normalised) query row to its ``k`` nearest bank rows, each
-    distance first divided by its member's ``member_scale`` where one is given."""
-    k = min(k, len(bank))
-    distances = 1.0 - queries @ bank.T
-    if member_scale is not None:
-        distances = distances / member_scale[None, :]
-    return mean_of_k_smallest(distances, k)
+    distance first divided by its member's ``member_scale`` where one is given; with
+    ``queries_are_bank``, each member's distance to itself is left out. Computed in blocks of query
+    rows, so memory stays bounded whatever the bank's size."""
+    k = min(k, len(bank) - 1 if queries_are_bank else len(bank))
+    step = max(1, DISTANCE_BLOCK_ENTRIES // max(len(bank), 1))
+    result = np.empty(len(queries))
+    for start in range(0, len(queries), step):
+        distances = 1.0 - queries[start : start + step] @ bank.T
+        if queries_are_bank:
+            rows = np.arange(len(distances))
+            distances[rows, start + rows] = np.inf
+        if member_scale is not None:
+            distances = distances / member_scale[None, :]
+        result[start : start + step] = mean_of_k_smallest(distances, k)
+    return result
 
 
 DENSITY_MODES = ("bank", "member", "none")
@@ -102,10 +120,7 @@ class KNNBackend(ScoringBackend):
         """(bank, the bank's scale, each member's scale), as ``density_normalise`` says."""
         if self.density_normalise == "none" or len(bank) < 2:
             return bank, 1.0, None
-        distances = 1.0 - bank @ bank.T
-        np.fill_diagonal(distances, np.inf)
-        k = min(k, len(bank) - 1)
-        per_member = np.maximum(mean_of_k_smallest(distances, k), 1e-6)
+        per_member = np.maximum(mean_knn_cosine_distance(bank, bank, k, queries_are_bank=True), 1e-6)
         if self.density_normalise == "member":
             return bank, 1.0, per_member
         return bank, max(float(np.mean(per_member)), 1e-6), None
