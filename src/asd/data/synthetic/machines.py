@@ -140,19 +140,19 @@ MACHINE_TYPES = {
         _fan,
         ("vel", {"6": 25.0, "8": 30.0, "10": 37.0}),
         ("flow", {"lo": 0.2, "hi": 0.8}),
-        ("imbalance", "bearing", "rubbing", "slip"),
+        ("imbalance", "bearing", "rubbing", "slip", "drop"),
     ),
     "pump": MachineType(
         _pump,
         ("spd", {"20": 20.0, "25": 25.0, "32": 32.0}),
         ("prs", {"a": 0.3, "b": 0.9}),
-        ("leak", "bearing", "imbalance", "slip"),
+        ("leak", "bearing", "imbalance", "slip", "drop"),
     ),
     "gearbox": MachineType(
         _gearbox,
         ("rpm", {"1200": 20.0, "1500": 25.0, "1800": 30.0}),
         ("wt", {"150": 0.3, "300": 0.9}),
-        ("misalignment", "bearing", "rubbing", "slip"),
+        ("misalignment", "bearing", "rubbing", "slip", "drop"),
     ),
     "bearing": MachineType(
         _bearing,
