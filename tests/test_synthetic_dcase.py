@@ -200,14 +200,3 @@ def test_the_datamodule_reads_datasets_and_never_imports_the_generator():
             pending += [n for n in names if n.startswith("asd.")]
     assert "asd.data.index" in seen  # the walk follows the imports
     assert not any(m.startswith("asd.data.synthetic") for m in seen)
-
-
-def test_a_speed_drop_lowers_every_harmonic_by_its_depth_at_the_machines_own_power():
-    t = np.arange(4 * SAMPLE_RATE) / SAMPLE_RATE
-    freqs = np.fft.rfftfreq(t.size, 1 / SAMPLE_RATE)
-    tones = np.sin(2 * np.pi * 200.0 * t) + 0.5 * np.sin(2 * np.pi * 1000.0 * t)
-    slower = STRUCTURAL_FAULTS["drop"](np.random.default_rng(0), t, tones, 25.0, 0.05)
-    assert level_db(slower, tones) == pytest.approx(0.0, abs=1e-9)  # as loud as before
-    spectrum = np.abs(np.fft.rfft(slower))
-    low, high = (freqs[band][np.argmax(spectrum[band])] for band in (freqs < 500, freqs >= 500))
-    assert low == pytest.approx(190.0, abs=0.5) and high == pytest.approx(950.0, abs=0.5)  # 5 % lower, both

@@ -16,10 +16,7 @@ Condition Monitoring", 2011) gives their signatures:
   fluctuates by a few per cent at a slip rate of a few Hz, which frequency-modulates every harmonic into
   sidebands. A **structural** fault: it changes how the machine sounds, not how loud it is (the clip
   keeps its power), so its size is the fluctuation's depth, not a level (calibration step 3,
-  experiments/README.md);
-* speed drop (a steadily slipping belt, a drive dragged by a failing bearing): the machine turns a few per
-  cent below its set speed, so its harmonics sit where no attribute value puts them; structural too
-  (calibration step 5).
+  experiments/README.md).
 """
 
 from __future__ import annotations
@@ -72,17 +69,8 @@ def belt_slip(rng, t, machine, shaft_hz, depth):
     return warped * np.sqrt(power(machine) / power(warped))
 
 
-def speed_drop(rng, t, machine, shaft_hz, depth):
-    """``machine`` running slower by ``depth`` (a fraction of its speed) the whole clip, at its own power:
-    a belt that slips steadily, or a drive dragged by a failing bearing, turns the machine below its set
-    speed, so every harmonic sits lower than the speed attribute puts it — between the attribute values'
-    spacings, beyond the clip-to-clip spread of normal clips (1 %)."""
-    warped = np.interp(t * (1.0 - depth), t, machine)
-    return warped * np.sqrt(power(machine) / power(warped))
-
-
 #: structural faults: a function of (rng, t, machine, shaft rate, depth) returning the faulty machine
-STRUCTURAL_FAULTS = {"slip": belt_slip, "drop": speed_drop}
+STRUCTURAL_FAULTS = {"slip": belt_slip}
 
 FAULTS = {
     "bearing": bearing_damage,

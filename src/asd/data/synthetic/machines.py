@@ -140,19 +140,19 @@ MACHINE_TYPES = {
         _fan,
         ("vel", {"6": 25.0, "8": 30.0, "10": 37.0}),
         ("flow", {"lo": 0.2, "hi": 0.8}),
-        ("imbalance", "bearing", "rubbing", "slip", "drop"),
+        ("imbalance", "bearing", "rubbing", "slip"),
     ),
     "pump": MachineType(
         _pump,
         ("spd", {"20": 20.0, "25": 25.0, "32": 32.0}),
         ("prs", {"a": 0.3, "b": 0.9}),
-        ("leak", "bearing", "imbalance", "slip", "drop"),
+        ("leak", "bearing", "imbalance", "slip"),
     ),
     "gearbox": MachineType(
         _gearbox,
         ("rpm", {"1200": 20.0, "1500": 25.0, "1800": 30.0}),
         ("wt", {"150": 0.3, "300": 0.9}),
-        ("misalignment", "bearing", "rubbing", "slip", "drop"),
+        ("misalignment", "bearing", "rubbing", "slip"),
     ),
     "bearing": MachineType(
         _bearing,

@@ -49,8 +49,6 @@ class Profile:
     #: dcase: a structural fault's size (faults.STRUCTURAL_FAULTS: belt slip's speed fluctuation, a
     #: fraction of the speed), drawn per anomalous clip
     slip_depth: tuple[float, float] = (0.01, 0.03)
-    #: dcase: how far below its set speed a machine with a speed drop turns (faults.speed_drop), a fraction
-    speed_drop: tuple[float, float] = (0.03, 0.06)
 
 
 PROFILES = {
@@ -127,8 +125,7 @@ def _render_dcase(machine, seed_parts, domain, anomaly, profile, t):
     noise = background.at_snr(noise, sound, rng.uniform(*profile.snr_db))
     level_db = rng.uniform(*profile.fault_level_db)
     if anomaly in faults.STRUCTURAL_FAULTS:
-        depth = {"slip": profile.slip_depth, "drop": profile.speed_drop}[anomaly]
-        sound = faults.STRUCTURAL_FAULTS[anomaly](rng, t, sound, shaft_hz, rng.uniform(*depth))
+        sound = faults.STRUCTURAL_FAULTS[anomaly](rng, t, sound, shaft_hz, rng.uniform(*profile.slip_depth))
     elif anomaly is not None:
         sound = faults.add_fault(rng, t, sound, shaft_hz, anomaly, level_db)
     return np.clip(sound + noise, -1.0, 1.0).astype(np.float32), attributes
