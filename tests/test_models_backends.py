@@ -306,3 +306,26 @@ def test_knn_distances_in_blocks_equal_the_whole_matrix(monkeypatch, queries_are
     monkeypatch.setattr(knn, "DISTANCE_BLOCK_ENTRIES", 2 * len(bank))  # blocks of two query rows, the last one short
     blocked = knn.mean_knn_cosine_distance(queries, bank, 3, scale, queries_are_bank=queries_are_bank)
     np.testing.assert_allclose(blocked, expected, rtol=1e-12)
+
+
+def test_a_threshold_fitted_on_ten_clips_flags_no_more_than_the_stated_share_of_new_normal_clips():
+    """A section's ten target clips: the 90th percentile of a gamma fitted to ten gamma-distributed
+    scores lies so often too low that new normal clips exceed it ~18 % of the time. Never below the
+    conformal order statistic (here the largest of the ten), the threshold flags at most about 10 %;
+    with 90 clips the two agree."""
+    import scipy.stats
+
+    from asd.evaluation.threshold import conformal_threshold, decision_threshold, fit_gamma_threshold
+
+    rng = np.random.default_rng(0)
+    for n, gamma_share in ((10, (0.15, 1.0)), (90, (0.09, 0.11))):
+        draws = [rng.gamma(4.0, 1.0, n) for _ in range(120)]
+        gamma = np.array([fit_gamma_threshold(scores, 0.9) for scores in draws])
+        conformal = np.array([conformal_threshold(scores, 0.9) for scores in draws])
+        chosen = [decision_threshold(scores, 0.9) for scores in draws[:10]]
+        assert chosen == list(np.maximum(gamma, conformal)[:10])
+        if n == 10:  # the bound decided some of these
+            assert (gamma < conformal)[:10].any()
+        # the expected share of new normal clips above the threshold
+        assert gamma_share[0] <= scipy.stats.gamma.sf(gamma, 4.0).mean() <= gamma_share[1]
+        assert 0.07 <= scipy.stats.gamma.sf(np.maximum(gamma, conformal), 4.0).mean() <= 0.105

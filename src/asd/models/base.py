@@ -11,7 +11,7 @@ import torch
 
 from asd.backends import ScoringBackend, cross_fitted_scores
 from asd.data.datamodule import ClipBatch
-from asd.evaluation.threshold import NearestDomain, fit_gamma_threshold
+from asd.evaluation.threshold import NearestDomain, decision_threshold
 from asd.vocabulary import DOMAIN_CODES, DOMAINS
 
 log = logging.getLogger(__name__)
@@ -24,10 +24,11 @@ MIN_THRESHOLD_CLIPS = 5
 def decision_thresholds(
     scores: np.ndarray, domains: list[str], sections: list[str], percentile: float
 ) -> dict[str, list[float]]:
-    """Per section, ``[source threshold, target threshold]``: the gamma-fitted ``percentile``
-    quantile of the out-of-sample training scores of its source clips, and of its target clips
-    (all its clips where the domain is unknown, as in DCASE 2020; no target threshold where a section
-    has fewer than :data:`MIN_THRESHOLD_CLIPS` target clips).
+    """Per section, ``[source threshold, target threshold]``: the
+    :func:`asd.evaluation.threshold.decision_threshold` (the gamma-fitted ``percentile`` quantile, never
+    below the conformal order statistic) of the out-of-sample training scores of its source clips,
+    and of its target clips (all its clips where the domain is unknown, as in DCASE 2020; no target
+    threshold where a section has fewer than :data:`MIN_THRESHOLD_CLIPS` target clips).
 
     A test clip is judged against the threshold of the model that scored it (:func:`decide`): a
     domain-wise back-end scores each clip under one model per domain, source first, and keeps the
@@ -48,9 +49,9 @@ def decision_thresholds(
     for section in np.unique(sections_array):
         chosen = sections_array == section
         source, target = chosen & (domains_array == DOMAINS[0]), chosen & (domains_array == DOMAINS[1])
-        per_domain = [fit_gamma_threshold(scores[source if source.any() else chosen], percentile)]
+        per_domain = [decision_threshold(scores[source if source.any() else chosen], percentile)]
         if target.sum() >= MIN_THRESHOLD_CLIPS:
-            per_domain.append(fit_gamma_threshold(scores[target], percentile))
+            per_domain.append(decision_threshold(scores[target], percentile))
         thresholds[str(section)] = per_domain
     return thresholds
 
