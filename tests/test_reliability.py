@@ -156,8 +156,8 @@ def test_default_length_runs_flag_each_domains_normal_clips_near_the_stated_rate
     """The decisions mean what the README says after the default-length runs on the embedded data: the
     AE (100 epochs) rescored with every back-end as asd.score does, the recommended multi-branch recipe
     (16 epochs), and their ensemble flag 2-30 % of each domain's normal test clips (thresholds at the
-    90th percentile: 10 % stated). test_decisions_use_thresholds_fitted_out_of_sample runs the same
-    path on short runs."""
+    90th percentile: 10 % stated). Short runs of the same path: test_decisions_use_thresholds_fitted_out_of_sample,
+    test_each_ae_backends_decisions_use_thresholds_fitted_out_of_sample and test_ensemble.py's per-domain rates."""
     runs = {}
     for name, experiment in (("ae", "ae_mse"), ("multibranch", "multibranch_sc_adacos_knn")):
         runs[name] = tmp_path / name
