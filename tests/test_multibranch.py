@@ -36,6 +36,22 @@ def test_tiling_repeats_short_clips_and_cuts_long_ones():
     assert start > 0 and torch.equal(cut, long[start : start + SAMPLES])
 
 
+def test_training_tiles_a_short_clip_from_a_random_place_as_asdkit():
+    """ASDKit's collator repeats a short clip to a whole number of copies at least the network's
+    length and cuts it at a random place: a 10-s DCASE clip tiled to 12 s starts anywhere in its first
+    8 s. Here a 3-s clip in a 4.5-s network: two copies (6 s), a start anywhere in the first 1.5 s."""
+    module = tiny_module()
+    clip = torch.arange(48000.0)  # each sample its own value: a cut's first sample is its start
+    torch.manual_seed(2)
+    starts = []
+    for _ in range(40):
+        cut = module.fixed_length([clip], random_start=True)[0]
+        starts.append(int(cut[0]))
+        assert torch.equal(cut, tile_to_length(clip, SAMPLES, starts[-1]))
+    assert 0 <= min(starts) and max(starts) <= 2 * 48000 - SAMPLES
+    assert len(set(starts)) > 30 and max(starts) > 12000  # spread over the range, not pinned at the clip's start
+
+
 @pytest.mark.parametrize("seconds", [1.0, 3.0, 14.0])
 def test_branch_shapes_for_short_and_long_clips(seconds):
     """Any clip length scores: each clip is tiled or cut to the network's, and each branch gives its share."""

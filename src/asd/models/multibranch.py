@@ -267,10 +267,13 @@ class MultiBranchModule(MarginClassifierMixin, AnomalyDetectionModule):
         return self.embedding_dim
 
     def fixed_length(self, waveforms: list[torch.Tensor], random_start: bool) -> torch.Tensor:
-        """The clips tiled to the network's length, from a random place (training) or the start."""
+        """The clips tiled to the network's length, from a random place (training) or the start.
+        In training, as ASDKit's collator, a short clip is first repeated to whole copies at least the
+        network's length and cut anywhere in them (a 10-s clip tiled to 12 s starts in its first 8 s)."""
         samples = self.network.samples
         starts = [
-            int(torch.randint(0, max(len(w), samples) - samples + 1, ())) if random_start else 0 for w in waveforms
+            int(torch.randint(0, math.ceil(samples / len(w)) * len(w) - samples + 1, ())) if random_start else 0
+            for w in waveforms
         ]
         return torch.stack([tile_to_length(w, samples, start) for w, start in zip(waveforms, starts)])
 
