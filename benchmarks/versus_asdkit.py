@@ -16,6 +16,11 @@ sides with the same threads (``OMP_NUM_THREADS``), one run at a time.
 ``--check-network`` builds ASDKit's network (its code, in its own environment) and ours, loads
 ASDKit's weights into ours and prints the largest difference of the two embeddings of the same clips:
 the components are the same where it is at float rounding.
+
+``--check-backend <ASDKit run>`` scores the embeddings ASDKit extracted in one of its runs (a seed folder
+under ``--work``'s ``asdkit/``) with our recipe's back-end and prints, per machine type, the largest
+difference from ASDKit's own kNN + SMOTE scores of them, and both official scores. ASDKit's distance is
+the Euclidean one of unit vectors, halved: sqrt(2 (1 - cos)) / 2 of our cosine distance, the same order.
 """
 
 from __future__ import annotations
@@ -142,17 +147,62 @@ def check_network(python: Path, source: Path) -> float:
     return difference
 
 
+ASDKIT_KNN_SMOTE = "AS-Knn-1-1-0.2-2-cosine-main"  # its score column for k = 1, SMOTE ratio 0.2, 2 neighbours
+
+
+def check_backend(asdkit_run: Path, experiment: str) -> float:
+    import numpy as np
+    from hydra import compose, initialize_config_dir
+
+    from asd.backends.base import build_backend
+    from asd.evaluation.metrics import official_score, section_metrics
+    from asd.train import config_dir
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        backend_config = compose("train", overrides=[f"experiment={experiment}"]).backend
+    folders = sorted({p.parent for p in asdkit_run.glob("work/results/**/output/*/*/test_score.csv")})
+    if not folders:
+        sys.exit(f"{asdkit_run}: no ASDKit outputs (work/results/**/output/*/<machine>/test_score.csv)")
+    theirs_metrics, ours_metrics, largest = [], [], 0.0
+    for folder in folders:
+        train, test = np.load(folder / "train_extract.npz"), np.load(folder / "test_extract.npz")
+        theirs = pd.read_csv(folder / "test_score.csv")
+        if list(theirs["path"]) != list(test["path"]):
+            sys.exit(f"{folder}: test_score.csv and test_extract.npz list different clips")
+        backend = build_backend(backend_config)
+        domains = ["target" if t else "source" for t in train["is_target"]]
+        backend.fit([row[None] for row in train["embed"]], domains, [0] * len(domains))
+        ours = backend.score([row[None] for row in test["embed"]], [0] * len(test["embed"]))
+        difference = np.abs(np.sqrt(2 * np.maximum(ours, 0)) / 2 - theirs[ASDKIT_KNN_SMOTE].to_numpy()).max()
+        largest = max(largest, difference)
+        labels, no_decisions = 1 - test["is_normal"], np.zeros(len(ours), int)
+        ours_metrics.append(section_metrics(labels, ours, test["is_target"], no_decisions, folder.name))
+        theirs_metrics.append(section_metrics(labels, theirs[ASDKIT_KNN_SMOTE], test["is_target"], no_decisions))
+        print(f"{folder.name}: {len(train['embed'])} training clips, max |ours - ASDKit| = {difference:.1e}")
+    print(
+        f"official score on ASDKit's embeddings: ASDKit's back-end {100 * official_score(theirs_metrics):.2f}, "
+        f"ours ({experiment}) {100 * official_score(ours_metrics):.2f}"
+    )
+    return largest
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = comparison_parser(__doc__.split("\n\n")[0], "multibranch_sc_adacos_knn", "0,1,2")
     parser.add_argument("--epochs", type=int, help="training epochs of both sides (default: each recipe's, 16)")
     parser.add_argument("--asdkit-tool", type=Path, default=SHARED_TOOL)
     parser.add_argument("--check-network", action="store_true", help="compare the two networks, then stop")
+    parser.add_argument(
+        "--check-backend", type=Path, metavar="ASDKIT_RUN", help="our back-end on an ASDKit run's embeddings, then stop"
+    )
     venv = Path(os.environ.get("ASDKIT_VENV", "/tmp/asdkit-venv"))
     parser.add_argument("--asdkit-python", type=Path, default=venv / "bin" / "python")
     parser.add_argument("--asdkit-source", type=Path, default=Path(os.environ.get("ASDKIT_SRC", "/tmp/asdkit/src")))
     args = parser.parse_args(argv)
     if args.check_network:
         check_network(args.asdkit_python, args.asdkit_source)
+        return
+    if args.check_backend:
+        check_backend(args.check_backend, args.experiments.split(",")[0])
         return
     if args.work is None:
         parser.error("--work is required")

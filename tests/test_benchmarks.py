@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import scipy.stats
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "versus_baseline.py"
@@ -170,3 +172,58 @@ def test_calibration_on_some_machine_types_runs_both_programs_on_those(tmp_path)
     expected = scipy.stats.hmean([0.6, 0.4, 0.6, 0.6, 0.6, 0.6])  # fan and valve
     assert f"baseline {expected:.3f} in [0.52, 0.62]: True" in done.stdout
     assert sorted(p.name for p in (tmp_path / "work" / "s0" / "baseline").iterdir() if p.is_dir()) == ["fan", "valve"]
+
+
+def _asdkit_style_scores(train_rows, train_target, test_rows) -> np.ndarray:
+    """ASDKit's kNN + SMOTE score as its documentation and paper describe it, written here independently:
+    unit rows, the target rows oversampled by SMOTE (ratio 0.2, 2 neighbours, random state 0) among all
+    training rows, then half the Euclidean distance to the nearest row of either domain."""
+    from imblearn.over_sampling import SMOTE
+
+    unit = train_rows / np.linalg.norm(train_rows, axis=1, keepdims=True)
+    rows, target = SMOTE(sampling_strategy=0.2, k_neighbors=2, random_state=0).fit_resample(unit, train_target)
+    rows = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    queries = test_rows / np.linalg.norm(test_rows, axis=1, keepdims=True)
+    distances = np.linalg.norm(queries[:, None] - rows[None], axis=2)
+    nearest = [distances[:, target == domain].min(axis=1) for domain in (0, 1)]
+    return np.minimum(*nearest) / 2
+
+
+def test_versus_asdkit_check_backend_scores_asdkits_embeddings_as_asdkit_does(tmp_path):
+    """--check-backend on a folder as ASDKit leaves it: our recipe's back-end gives ASDKit's scores;
+    a score file that differs is reported as different."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "s0" / "work" / "results" / "recipe" / "output" / "last" / "ToyHum"
+    folder.mkdir(parents=True)
+    train_target = np.r_[np.zeros(40, int), np.ones(6, int)]
+    train_rows = rng.normal(size=(46, 8)) + 3 * train_target[:, None]
+    test_target, test_normal = np.tile([0, 1], 20), np.repeat([1, 0], 20)
+    test_rows = rng.normal(size=(40, 8)) + 3 * test_target[:, None] + 2 * (1 - test_normal)[:, None]
+    paths = [f"/x/ToyHum/test/clip_{i:02d}.wav" for i in range(40)]
+    section = dict(section=np.zeros(40, int), is_normal=test_normal, is_target=test_target)
+    np.savez(folder / "train_extract.npz", embed=train_rows, section=np.zeros(46, int), is_target=train_target)
+    np.savez(folder / "test_extract.npz", embed=test_rows, path=paths, **section)
+    expected = _asdkit_style_scores(train_rows, train_target, test_rows)
+
+    def check(scores):
+        pd.DataFrame({"path": paths, **section, "AS-Knn-1-1-0.2-2-cosine-main": scores}).to_csv(folder / "test_score.csv")
+        done = subprocess.run(
+            [sys.executable, str(ASDKIT_SCRIPT), "--check-backend", str(tmp_path / "s0")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        difference = float(done.stdout.split("max |ours - ASDKit| = ")[1].split()[0])
+        official = done.stdout.split("official score on ASDKit's embeddings: ")[1]
+        return difference, official
+
+    difference, official = check(expected)
+    assert difference < 1e-9
+    theirs, ours = official.split("ASDKit's back-end ")[1].split(",")[0], official.split(") ")[1].strip()
+    assert theirs == ours
+    swapped = expected.copy()
+    swapped[[0, 20]] = swapped[[20, 0]]  # a normal and an anomalous clip's scores exchanged
+    difference, official = check(swapped)
+    assert difference > 1e-3
+    assert official.split("ASDKit's back-end ")[1].split(",")[0] != official.split(") ")[1].strip()
