@@ -146,3 +146,39 @@ def test_domain_joins_the_class_where_asked():
     assert class_name(info, with_domain=True) == "ToyRotor/section_00/spd_2_loc_A/target"
     hidden = parse_file_name("section_00_target_train_normal_0001_noAttribute.wav", machine="ToyRotor")
     assert class_name(hidden, with_domain=True) == class_name(hidden) == "ToyRotor/section_00/target"
+
+
+def test_feature_exchange_rebuilds_embeddings_from_other_clips_branches_and_splits_their_classes(monkeypatch):
+    module = tiny_module(n_ffts=(256, 1024), feature_exchange_probability=0.5).train()
+    assert module.branches == 3 and module.exchange_head.n_classes == 3 * 4  # three classes, whole + per branch
+    assert module.exchange_head.weight.requires_grad and not module.exchange_head.adaptive_scale
+    embeddings, labels = torch.randn(4, 48), torch.tensor([0, 1, 2, 0])
+    targets = F.one_hot(labels, 3).float()
+    first, second = torch.tensor([1, 2, 3, 0]), torch.tensor([3, 0, 1, 2])
+    none = torch.zeros_like(targets)
+
+    def loss_with(draw):
+        perms = iter([first, second])
+        monkeypatch.setattr(torch, "randperm", lambda *a, **k: next(perms))
+        monkeypatch.setattr(torch, "rand", lambda *a, **k: draw)
+        value = module.feature_exchange_loss(embeddings, targets)
+        monkeypatch.undo()
+        return value
+
+    def expected(rows, soft):
+        return -(soft * F.log_softmax(module.exchange_head(rows), dim=1)).sum(1).mean()
+
+    # every embedding exchanged (a draw below 0.5): branch 1 its own, branch 2 from `first`, branch 3 from `second`
+    rebuilt = torch.cat([embeddings[:, :16], embeddings[first, 16:32], embeddings[second, 32:]], dim=1)
+    soft = torch.cat([none, targets / 3, targets[first] / 3, targets[second] / 3], dim=1)
+    assert float(loss_with(torch.zeros(4))) == pytest.approx(float(expected(rebuilt, soft)), rel=1e-5)
+    # none exchanged: the whole embeddings, their classes in the first block
+    whole = torch.cat([targets, none, none, none], dim=1)
+    assert float(loss_with(torch.ones(4))) == pytest.approx(float(expected(embeddings, whole)), rel=1e-5)
+    # the exchange head learns with the network
+    module.log = lambda *a, **k: None
+    module.training_step({"waveform": [torch.randn(SAMPLES) for _ in range(4)], "label": labels}, 0).backward()
+    assert module.exchange_head.weight.grad.abs().sum() > 0
+    assert tiny_module().exchange_head is None  # off by default
+    with pytest.raises(ValueError, match="feature_exchange_probability"):
+        tiny_module(feature_exchange_probability=-0.1)

@@ -14,6 +14,13 @@ fixed number of bins. Branches read it, each giving ``branch_dim`` of the embedd
 
 Written from the paper's description and a reading of ASDKit's code (never copied); every layer
 without a bias and every batch norm without affine weights, as there.
+
+Feature exchange (FeatEx; Wilkinghoff, ICASSP 2024; ASDKit's ``dis_spec_featex``), off unless
+``feature_exchange_probability`` > 0: a second margin head learns the classes of embeddings whose
+branch outputs were exchanged between clips of the batch. Its classes are the data's classes once per
+branch, plus once for embeddings left whole: an exchanged embedding belongs, in equal shares, to the
+class of each clip a branch came from, each in that branch's block, so the network must keep every
+branch informative about the machine on its own.
 """
 
 from __future__ import annotations
@@ -21,13 +28,14 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from asd.backends import ScoringBackend
 from asd.data.datamodule import ClipBatch
 from asd.models.base import AnomalyDetectionModule
 from asd.models.encoders import require_one_channel
-from asd.models.heads import MarginClassifierMixin, check_margin_loss
+from asd.models.heads import MarginClassifierMixin, check_margin_loss, margin_head
 from asd.models.mobilefacenet import ArcMarginHead
 
 
@@ -243,6 +251,8 @@ class MultiBranchModule(MarginClassifierMixin, AnomalyDetectionModule):
         adapt_scale: bool = False,
         trainable_centers: bool = True,
         mixup_probability: float = 0.5,
+        feature_exchange_probability: float = 0.0,
+        feature_exchange_weight: float = 1.0,
         lr: float = 1e-3,
         weight_decay: float = 0.01,
         decision_percentile: float = 0.9,
@@ -251,8 +261,14 @@ class MultiBranchModule(MarginClassifierMixin, AnomalyDetectionModule):
         super().__init__(backend=backend, decision_percentile=decision_percentile)
         require_one_channel("multibranch", in_channels)
         check_margin_loss(loss)
-        if not 0.0 <= mixup_probability <= 1.0:
-            raise ValueError(f"model.mixup_probability must be in [0, 1], got {mixup_probability}")
+        for key, value in (
+            ("mixup_probability", mixup_probability),
+            ("feature_exchange_probability", feature_exchange_probability),
+        ):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"model.{key} must be in [0, 1], got {value}")
+        if feature_exchange_weight < 0:
+            raise ValueError(f"model.feature_exchange_weight must be at least 0, got {feature_exchange_weight}")
         self.save_hyperparameters(ignore=["backend", "class_names"])
         self.network = MultiBranchNetwork(
             round(clip_seconds * sample_rate), sample_rate, branch_dim, tuple(n_ffts), f_min, f_max
@@ -260,11 +276,41 @@ class MultiBranchModule(MarginClassifierMixin, AnomalyDetectionModule):
         self.embedding_dim = self.network.embedding_dim
         self.class_names: list[str] = []
         self.head: ArcMarginHead | None = None
+        self.exchange_head: ArcMarginHead | None = None
         if class_names:
             self._build_head(class_names)
 
     def head_inputs(self) -> int:
         return self.embedding_dim
+
+    @property
+    def branches(self) -> int:
+        return self.embedding_dim // self.hparams.branch_dim
+
+    def _build_head(self, class_names: list[str]) -> None:
+        super()._build_head(class_names)
+        if self.hparams.feature_exchange_probability > 0:
+            # as ASDKit's: the same loss, its centres always trained; classes once per branch and once whole
+            exchange_hparams = type(self.hparams)({**self.hparams, "trainable_centers": True})
+            self.exchange_head = margin_head(exchange_hparams, self.embedding_dim, len(class_names) * (1 + self.branches))
+
+    def feature_exchange_loss(self, embeddings: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The exchange head's loss on the batch's embeddings, each, with probability
+        ``feature_exchange_probability``, rebuilt from the first branch of its own clip and every other
+        branch of a random clip of the batch (one permutation per branch). ``targets``: (B, classes)
+        class shares of each clip (mixup's). A whole embedding's target is its shares in the first
+        block of classes; an exchanged one's, the shares of branch b's clip in block b + 1, each 1 / branches."""
+        count, device = len(embeddings), embeddings.device
+        sources = [torch.arange(count, device=device)]
+        sources += [torch.randperm(count, device=device) for _ in range(self.branches - 1)]
+        parts = embeddings.split(self.hparams.branch_dim, dim=1)
+        exchanged = (torch.rand(count, device=device) < self.hparams.feature_exchange_probability)[:, None]
+        rebuilt = torch.cat([part[source] for part, source in zip(parts, sources)], dim=1)
+        none = torch.zeros_like(targets)
+        whole_targets = torch.cat([targets] + [none] * self.branches, dim=1)
+        exchanged_targets = torch.cat([none] + [targets[source] / self.branches for source in sources], dim=1)
+        logits = self.exchange_head(torch.where(exchanged, rebuilt, embeddings))
+        return -(torch.where(exchanged, exchanged_targets, whole_targets) * F.log_softmax(logits, dim=1)).sum(1).mean()
 
     def fixed_length(self, waveforms: list[torch.Tensor], random_start: bool) -> torch.Tensor:
         """The clips tiled to the network's length, from a random place (training) or the start.
@@ -287,7 +333,12 @@ class MultiBranchModule(MarginClassifierMixin, AnomalyDetectionModule):
         )
         order = torch.randperm(len(labels), device=waveforms.device)
         waveforms = lam[:, None] * waveforms + (1 - lam[:, None]) * waveforms[order]
-        loss = self.mixup_loss(self.network(waveforms), labels, order, lam)
+        embeddings = self.network(waveforms)
+        loss = self.mixup_loss(embeddings, labels, order, lam)
+        if self.exchange_head is not None:
+            classes = len(self.class_names)
+            shares = lam[:, None] * F.one_hot(labels, classes) + (1 - lam[:, None]) * F.one_hot(labels[order], classes)
+            loss = loss + self.hparams.feature_exchange_weight * self.feature_exchange_loss(embeddings, shares)
         self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(labels))
         return loss
 
