@@ -17,6 +17,10 @@ sides with the same threads (``OMP_NUM_THREADS``), one run at a time.
 ASDKit's weights into ours and prints the largest difference of the two embeddings of the same clips:
 the components are the same where it is at float rounding.
 
+``--check-step`` runs one training step of each program (float64) from the same weights on the same
+clips and prints the two losses, the largest relative gradient difference and the largest weight
+difference after the optimiser's step.
+
 ``--check-backend <ASDKit run>`` scores the embeddings ASDKit extracted in one of its runs (a seed folder
 under ``--work``'s ``asdkit/``) with our recipe's back-end and prints, per machine type, the largest
 difference from ASDKit's own kNN + SMOTE scores of them, and both official scores. ASDKit's distance is
@@ -109,6 +113,27 @@ torch.save({"names": list(net.state_dict()), "tensors": list(net.state_dict().va
 """
 
 
+# in float64: in float32 the rounding, amplified by batch norms over four clips, moves gradients by up to
+# 6e-5 (relative) between two runs of ASDKit itself on 1 and 2 threads, and by 1e-3 between the programs
+STEP_CHECK = (
+    "import torch\ntorch.set_default_dtype(torch.float64)\n"
+    + NETWORK_CHECK.split("clips = ")[0]
+    + """from asdkit.losses import SCAdaCos
+head = SCAdaCos(embed_size=256, n_classes=3, n_subclusters=16, trainable=True, dynamic=False)
+clips, labels = 0.1 * torch.randn(4, 192000), torch.tensor([0, 1, 2, 0])
+start = {"names": list(net.state_dict()), "tensors": [t.clone() for t in net.state_dict().values()], "W": head.W.detach().clone()}
+net.train()
+optimizer = torch.optim.AdamW(list(net.parameters()) + list(head.parameters()), lr=1e-3)  # its optim_cfg
+loss = head(net(clips), torch.nn.functional.one_hot(labels, 3).float())
+loss.backward()
+grads = {"names": [n for n, p in net.named_parameters()], "tensors": [p.grad.clone() for p in net.parameters()]}
+optimizer.step()
+torch.save({**start, "clips": clips, "labels": labels, "loss": loss.item(), "grads": grads, "W_grad": head.W.grad,
+            "after": [t.clone() for t in net.state_dict().values()], "W_after": head.W.detach().clone()}, sys.argv[1])
+"""
+)
+
+
 def asdkit_order(names: list[str]) -> list[int]:
     """ASDKit's state-dict entries in the order of ours: the same tensors, but ASDKit registers a
     residual block's shortcut before its residual path and keeps the STFT window as a weight."""
@@ -186,11 +211,61 @@ def check_backend(asdkit_run: Path, experiment: str) -> float:
     return largest
 
 
+def check_step(python: Path, source: Path) -> float:
+    """One training step of both programs, in float64, from the same weights on the same clips and
+    classes (ASDKit: its network, its SC-AdaCos with trainable centres at a fixed scale, AdamW as its
+    recipe configures it; ours: the recipe's module, mixup drawn for no clip): the loss, every gradient
+    and every weight after the optimiser's step, side by side. Returns the largest relative gradient
+    difference."""
+    import torch
+
+    from asd.backends import KNNBackend
+    from asd.models.multibranch import MultiBranchModule
+
+    with tempfile.TemporaryDirectory() as folder:
+        dump = Path(folder) / "asdkit_step.pt"
+        env = {**os.environ, "PYTHONPATH": str(source)}
+        subprocess.run([str(python), "-c", STEP_CHECK, str(dump)], check=True, env=env, capture_output=True)
+        theirs = torch.load(dump)
+    order = asdkit_order(theirs["names"])
+    torch.set_default_dtype(torch.float64)  # as ASDKit's side: every tensor made on the way too
+    module = MultiBranchModule(KNNBackend(), class_names=["a", "b", "c"], mixup_probability=0.0)
+    names = list(module.network.state_dict())
+    module.network.load_state_dict(dict(zip(names, [theirs["tensors"][i] for i in order], strict=True)))
+    with torch.no_grad():
+        module.head.weight.copy_(theirs["W"].T)  # ASDKit's centres are columns, ours rows, in the same order
+    module.train()
+    module.log = lambda *args, **kwargs: None
+    optimizer = module.configure_optimizers()
+    loss = module.training_step({"waveform": list(theirs["clips"]), "label": theirs["labels"]}, 0)
+    loss.backward()
+    their_grads = dict(zip(theirs["grads"]["names"], theirs["grads"]["tensors"]))
+    their_grad_names = [n for n in (theirs["names"][i] for i in order) if n in their_grads]
+    ours_grads = [p.grad for p in module.network.parameters()] + [module.head.weight.grad]
+    their_grads = [their_grads[n] for n in their_grad_names] + [theirs["W_grad"].T]
+    # a squeeze-excitation gate can have no gradient at all in one step: zero in both is no difference
+    grad_error = max(
+        float((a - b).norm() / b.norm().clamp_min(1e-300)) if b.norm() > 0 else float(a.norm() > 0)
+        for a, b in zip(ours_grads, their_grads, strict=True)
+    )
+    optimizer.step()
+    after = [theirs["after"][i] for i in order] + [theirs["W_after"].T]
+    ours_after = list(module.network.state_dict().values()) + [module.head.weight.detach()]
+    weight_difference = max(float((a - b).abs().max()) for a, b in zip(ours_after, after, strict=True))
+    print(f"loss: ours {loss.item():.6f}, ASDKit {theirs['loss']:.6f}")
+    print(
+        f"gradients: largest relative difference of a parameter's gradient {grad_error:.1e} ({len(ours_grads)} parameters)"
+    )
+    print(f"after one AdamW step (lr 1e-3): max |weight ours - weight ASDKit| = {weight_difference:.1e}")
+    return grad_error
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = comparison_parser(__doc__.split("\n\n")[0], "multibranch_sc_adacos_knn", "0,1,2")
     parser.add_argument("--epochs", type=int, help="training epochs of both sides (default: each recipe's, 16)")
     parser.add_argument("--asdkit-tool", type=Path, default=SHARED_TOOL)
     parser.add_argument("--check-network", action="store_true", help="compare the two networks, then stop")
+    parser.add_argument("--check-step", action="store_true", help="compare one training step of both, then stop")
     parser.add_argument(
         "--check-backend", type=Path, metavar="ASDKIT_RUN", help="our back-end on an ASDKit run's embeddings, then stop"
     )
@@ -200,6 +275,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.check_network:
         check_network(args.asdkit_python, args.asdkit_source)
+        return
+    if args.check_step:
+        check_step(args.asdkit_python, args.asdkit_source)
         return
     if args.check_backend:
         check_backend(args.check_backend, args.experiments.split(",")[0])

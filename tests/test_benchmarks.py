@@ -206,7 +206,9 @@ def test_versus_asdkit_check_backend_scores_asdkits_embeddings_as_asdkit_does(tm
     expected = _asdkit_style_scores(train_rows, train_target, test_rows)
 
     def check(scores):
-        pd.DataFrame({"path": paths, **section, "AS-Knn-1-1-0.2-2-cosine-main": scores}).to_csv(folder / "test_score.csv")
+        pd.DataFrame({"path": paths, **section, "AS-Knn-1-1-0.2-2-cosine-main": scores}).to_csv(
+            folder / "test_score.csv"
+        )
         done = subprocess.run(
             [sys.executable, str(ASDKIT_SCRIPT), "--check-backend", str(tmp_path / "s0")],
             capture_output=True,

@@ -292,7 +292,9 @@ class MultiBranchModule(MarginClassifierMixin, AnomalyDetectionModule):
         if self.hparams.feature_exchange_probability > 0:
             # as ASDKit's: the same loss, its centres always trained; classes once per branch and once whole
             exchange_hparams = type(self.hparams)({**self.hparams, "trainable_centers": True})
-            self.exchange_head = margin_head(exchange_hparams, self.embedding_dim, len(class_names) * (1 + self.branches))
+            self.exchange_head = margin_head(
+                exchange_hparams, self.embedding_dim, len(class_names) * (1 + self.branches)
+            )
 
     def feature_exchange_loss(self, embeddings: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The exchange head's loss on the batch's embeddings, each, with probability
