@@ -320,3 +320,25 @@ def test_every_experiment_runs_end_to_end(experiment, make_cfg, tmp_path):
     assert len(scores) == 100 and np.isfinite(scores[1]).all()
     assert metrics["official_score"] == pytest.approx(official_row(run / "result.csv"), abs=1e-12)
     assert (run / "systems" / "ToyRotor.pt").is_file()
+
+
+def test_feature_exchange_trains_and_its_saved_system_reloads_with_both_heads(make_cfg):
+    """A run with FeatEx as a user starts it: the exchange head trains, is saved with the system and is
+    rebuilt when the system is loaded (the saved state names its weights); the embeddings score alone."""
+    from asd.system import load_systems
+
+    cfg = make_cfg(
+        "experiment=multibranch_sc_adacos_knn",
+        "machine=ToyRotor",
+        "debug=fdr",
+        "model.clip_seconds=4.5",
+        "model.branch_dim=16",
+        "model.feature_exchange_probability=0.5",
+    )
+    metrics, _ = train(cfg)
+    assert np.isfinite(metrics["official_score"])
+    (system,) = load_systems(cfg.paths.output_dir).values()
+    module = system.module
+    classes = len(module.class_names)
+    assert module.exchange_head is not None and module.exchange_head.n_classes == classes * 3
+    assert module.exchange_head.weight.shape == (classes * 3 * 16, 32)
