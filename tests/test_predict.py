@@ -144,6 +144,28 @@ def test_incomplete_or_foreign_run_directories_are_clear_errors(ae_run, tmp_path
     assert "no section 'fan/section_00' in this run; it has: ToyRotor/section_00" in capsys.readouterr().err
 
 
+def test_a_system_whose_weights_another_version_named_is_a_clear_error(ae_run, synthetic_root, tmp_path, capsys):
+    """A system saved by a version whose layers had other names (a renamed branch, say) fails to load
+    with the file and the first mismatched names, not torch's wall of every key."""
+    import shutil
+
+    import torch
+
+    run = tmp_path / "old_run"
+    shutil.copytree(ae_run, run)
+    (file,) = (run / "systems").glob("*.pt")
+    saved = torch.load(file, weights_only=True)
+    renamed = next(iter(saved["state_dict"]))
+    saved["state_dict"] = {("old_" + k if k == renamed else k): v for k, v in saved["state_dict"].items()}
+    torch.save(saved, file)
+    with pytest.raises(RunDirectoryError, match=f"{file.name}: its weights do not fit this version's"):
+        load_systems(run)
+    clip = next((synthetic_root / "dev_data" / "raw" / "ToyRotor" / "test").glob("*.wav"))
+    assert predict_cli([str(run), str(clip), "--out", str(tmp_path / "o.csv")]) == 2
+    error = capsys.readouterr().err
+    assert str(file) in error and f"missing: {renamed}" in error and f"unexpected: old_{renamed}" in error
+
+
 def test_a_stopped_run_resumes_to_the_same_metrics(make_cfg, tmp_path):
     from omegaconf import open_dict
 
