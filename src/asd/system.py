@@ -203,7 +203,9 @@ def load_system(file: Path) -> System:
             f"{file}: the pretrained encoder at {model_config.get('encoder', {}).get('path')} is not the one "
             "this system was trained with (its weights differ); point encoder.path at the original file"
         )
-    missing, unexpected = _weight_mismatch(module, {**base_weights, **saved["state_dict"]})
+    # torch's own key check, without its message of every key: the module is dropped on a mismatch
+    mismatch = module.load_state_dict({**base_weights, **saved["state_dict"]}, strict=False)
+    missing, unexpected = mismatch.missing_keys, mismatch.unexpected_keys
     if missing or unexpected:
         raise RunDirectoryError(
             f"{file}: its weights do not fit this version's {type(module).__name__} (saved by another version "
@@ -214,7 +216,6 @@ def load_system(file: Path) -> System:
                 else ""
             )
         )
-    module.load_state_dict({**base_weights, **saved["state_dict"]})
     backend.set_state(from_plain(saved["backend_states"]))
     # systems saved before thresholds were fitted per domain model hold one number per section
     module.decision_thresholds = {
@@ -223,12 +224,6 @@ def load_system(file: Path) -> System:
     }
     module.nearest_domain = NearestDomain(from_plain(saved.get("nearest_domain", {})))
     return System(module.eval(), FeatureConfig(**saved["feature_config"]), AudioConfig(**saved["audio_config"]))
-
-
-def _weight_mismatch(module: torch.nn.Module, weights: dict) -> tuple[list[str], list[str]]:
-    """(names the module has and the weights lack, names the weights have and the module lacks)."""
-    expected = set(module.state_dict())
-    return sorted(expected - weights.keys()), sorted(weights.keys() - expected)
 
 
 def load_systems(run_dir: str | Path) -> dict[str, System]:
