@@ -71,11 +71,12 @@ def test_a_faults_energy_relative_to_the_machine_lies_in_its_range_far_below_the
     faulty = add_fault(np.random.default_rng(1), t, machine, 25.0, fault, -12.0)
     assert level_db(faulty - machine, machine) == pytest.approx(-12.0)
     # through a rendered clip: the fault's level lies in the profile's range, and with the background
-    # at most 6 dB below the machine, at least 21 dB below the background
+    # at most 6 dB below the machine, at least 21 dB below the background (the added component alone: a
+    # friction fault's slower speed is tested apart)
     levels = []
     for k in range(4):
         machine_type = next(m for m in MACHINE_TYPES if fault in MACHINE_TYPES[m].faults)
-        quiet = replace(SHORT, snr_db=SILENT_FACTORY)
+        quiet = replace(SHORT, snr_db=SILENT_FACTORY, friction_slip=(0.0, 0.0))
         alone, _ = render(machine_type, _seed_parts(k), "target", None, quiet)
         with_fault, _ = render(machine_type, _seed_parts(k), "target", fault, quiet)
         levels.append(level_db(with_fault - alone, alone))
@@ -125,6 +126,33 @@ def test_a_slipping_machine_changes_more_than_an_additive_fault_at_the_same_loud
         assert abs(level_db(slipping, alone)) < 0.1
         # the change is louder than the loudest additive fault of the profile, yet adds no power
         assert level_db(slipping - alone, alone) > DCASE.fault_level_db[1]
+
+
+def _blade_pass_hz(clip):
+    """The fan's blade-pass tone (6 x the shaft rate, 120-250 Hz) to 0.1 Hz: the whole clip's spectrum."""
+    freqs = np.fft.rfftfreq(clip.size, 1 / SAMPLE_RATE)
+    band = (freqs > 120.0) & (freqs < 250.0)
+    return freqs[band][np.argmax(np.abs(np.fft.rfft(clip))[band])]
+
+
+def test_a_friction_fault_slows_the_machine_by_more_than_healthy_clips_vary():
+    """A healthy clip's blade-pass tone lies within the profile's speed spread of its attribute's rate; a
+    bearing fault of the same seed turns the same machine slower by a fraction in the friction-slip range."""
+    quiet = replace(DCASE, snr_db=SILENT_FACTORY, fault_level_db=NO_FAULT)
+    rates = {value: 6 * hz for value, hz in MACHINE_TYPES["fan"].speed[1].items()}
+    drops = []
+    for k in range(6):
+        healthy, attributes = render("fan", _seed_parts(k), "source", None, quiet)
+        assert _blade_pass_hz(healthy) / rates[attributes["vel"]] - 1 == pytest.approx(
+            0, abs=DCASE.speed_spread + 0.001
+        )
+        worn, _ = render("fan", _seed_parts(k), "source", "bearing", quiet)
+        drops.append(1 - _blade_pass_hz(worn) / _blade_pass_hz(healthy))
+    low, high = DCASE.friction_slip
+    assert all(low - 0.001 <= drop <= high + 0.001 for drop in drops) and max(drops) - min(drops) > 0.002
+    # faults without friction keep the speed
+    leaky, _ = render("pump", _seed_parts(0), "source", "leak", quiet)
+    assert np.allclose(leaky, render("pump", _seed_parts(0), "source", None, quiet)[0])
 
 
 @pytest.mark.parametrize("machine, key, order", [("fan", "vel", 6), ("gearbox", "rpm", 23)])

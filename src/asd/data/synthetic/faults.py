@@ -16,7 +16,13 @@ Condition Monitoring", 2011) gives their signatures:
   fluctuates by a few per cent at a slip rate of a few Hz, which frequency-modulates every harmonic into
   sidebands. A **structural** fault: it changes how the machine sounds, not how loud it is (the clip
   keeps its power), so its size is the fluctuation's depth, not a level (calibration step 3,
-  experiments/README.md).
+  experiments/README.md);
+* more slip under friction (calibration step 6): an induction motor turns below its synchronous speed by a
+  slip that grows with its load torque (a few per cent at rated load), so the friction of a damaged
+  bearing, of rubbing or of a misaligned coupling slows it by a fraction of a per cent more — while a
+  healthy machine at a set load and mains frequency keeps its speed to about 0.2 % (the mains frequency's
+  own drift). Every harmonic moves by that fraction: at a few hundred Hz a shift of a few Hz, within one
+  bin of a 1,024-point STFT (15.6 Hz) but many bins of a whole-clip spectrum (0.1 Hz).
 """
 
 from __future__ import annotations
@@ -68,6 +74,9 @@ def belt_slip(rng, t, machine, shaft_hz, depth):
     warped = np.interp(clock, t, machine)
     return warped * np.sqrt(power(machine) / power(warped))
 
+
+#: faults that load the machine with friction, and so lower its speed by more slip
+FRICTION_FAULTS = frozenset({"bearing", "rubbing", "misalignment"})
 
 #: structural faults: a function of (rng, t, machine, shaft rate, depth) returning the faulty machine
 STRUCTURAL_FAULTS = {"slip": belt_slip}

@@ -125,13 +125,16 @@ class MachineType:
     load: tuple[str, dict[str, float]]
     faults: tuple[str, ...]
 
-    def operating_point(self, rng: np.random.Generator, domain: str) -> tuple[dict[str, str], float, float]:
-        """A clip's attributes and the shaft rate and load they mean (the rate varies by 1 % between clips)."""
+    def operating_point(
+        self, rng: np.random.Generator, domain: str, speed_spread: float
+    ) -> tuple[dict[str, str], float, float]:
+        """A clip's attributes and the shaft rate and load they mean (the rate varies between clips by up to
+        ``speed_spread``, a fraction)."""
         (speed_key, speeds), (load_key, loads) = self.speed, self.load
         values = list(speeds)[:2] if domain == "source" else list(speeds)[2:]
         speed = values[int(rng.integers(len(values)))]
         load = list(loads)[int(rng.integers(len(loads)))]
-        shaft_hz = speeds[speed] * rng.uniform(0.99, 1.01)
+        shaft_hz = speeds[speed] * rng.uniform(1.0 - speed_spread, 1.0 + speed_spread)
         return {speed_key: speed, load_key: load}, shaft_hz, loads[load]
 
 

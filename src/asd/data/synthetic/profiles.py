@@ -49,6 +49,11 @@ class Profile:
     #: dcase: a structural fault's size (faults.STRUCTURAL_FAULTS: belt slip's speed fluctuation, a
     #: fraction of the speed), drawn per anomalous clip
     slip_depth: tuple[float, float] = (0.01, 0.03)
+    #: dcase: how far a healthy machine's speed varies between clips at one attribute value (a fraction; a
+    #: mains-fed motor at a set load, faults.FRICTION_FAULTS)
+    speed_spread: float = 0.002
+    #: dcase: how much slower a machine with a friction fault (faults.FRICTION_FAULTS) turns, a fraction
+    friction_slip: tuple[float, float] = (0.003, 0.012)
 
 
 PROFILES = {
@@ -116,7 +121,9 @@ MACHINE_RMS = 0.03
 def _render_dcase(machine, seed_parts, domain, anomaly, profile, t):
     machine_type = machines.MACHINE_TYPES[machine]
     rng = np.random.default_rng(seed_parts)
-    attributes, shaft_hz, load = machine_type.operating_point(rng, domain)
+    attributes, shaft_hz, load = machine_type.operating_point(rng, domain, profile.speed_spread)
+    if anomaly in faults.FRICTION_FAULTS:  # its own draw, so the machine's other draws stay the normal clip's
+        shaft_hz *= 1.0 - np.random.default_rng((*seed_parts, 4)).uniform(*profile.friction_slip)
     sound = machine_type.sound(rng, t, shaft_hz, load)
     sound = sound * MACHINE_RMS / np.sqrt(power(sound))
     # the background is recorded apart (its own draws) and set against the healthy machine's level, so
