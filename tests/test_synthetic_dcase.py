@@ -34,7 +34,8 @@ def test_the_background_lies_in_the_profiles_snr_range_below_or_above_the_machin
         clip, _ = render(machine, _seed_parts(k), "source", None, SHORT)
         alone, _ = render(machine, _seed_parts(k), "source", None, replace(SHORT, snr_db=SILENT_FACTORY))
         snrs.append(level_db(alone, clip - alone))
-    assert all(-6.05 <= snr <= 6.05 for snr in snrs), snrs
+    low, high = DCASE.snr_db
+    assert all(low - 0.05 <= snr <= high + 0.05 for snr in snrs), snrs
     assert max(snrs) - min(snrs) > 2.0  # drawn per clip, not one fixed level
     # mixing sets the level it is asked for
     machine_sound = MACHINE_TYPES[machine].sound(
@@ -71,7 +72,7 @@ def test_a_faults_energy_relative_to_the_machine_lies_in_its_range_far_below_the
     faulty = add_fault(np.random.default_rng(1), t, machine, 25.0, fault, -12.0)
     assert level_db(faulty - machine, machine) == pytest.approx(-12.0)
     # through a rendered clip: the fault's level lies in the profile's range, and with the background
-    # at most 6 dB below the machine, at least 21 dB below the background (the added component alone: a
+    # never below the machine (snr_db), at least 15 dB below the background (the added component alone: a
     # friction fault's slower speed is tested apart)
     levels = []
     for k in range(4):
