@@ -174,6 +174,18 @@ def test_calibration_on_some_machine_types_runs_both_programs_on_those(tmp_path)
     assert sorted(p.name for p in (tmp_path / "work" / "s0" / "baseline").iterdir() if p.is_dir()) == ["fan", "valve"]
 
 
+def test_calibration_with_asdkit_epochs_runs_asdkit_apart_from_its_default_length_run(tmp_path):
+    command, _ = _calibration_command(tmp_path)
+    command += ["--machines", "fan"]
+    assert subprocess.run(command, capture_output=True, text=True, timeout=300).returncode == 0
+    (tmp_path / "baseline.sh").write_text("#!/bin/bash\nexit 5\n")  # its finished run is read back, not rerun
+    longer = subprocess.run([*command, "--asdkit-epochs", "64"], capture_output=True, text=True, timeout=300)
+    assert longer.returncode == 0, longer.stderr
+    seed_work = tmp_path / "work" / "s0"
+    assert "epochs=64" in (seed_work / "asdkit_epochs64" / "asdkit" / "s0.log").read_text()
+    assert "epochs=16" in (seed_work / "asdkit" / "s0.log").read_text()  # the default-length run is kept
+
+
 def _asdkit_style_scores(train_rows, train_target, test_rows) -> np.ndarray:
     """ASDKit's kNN + SMOTE score as its documentation and paper describe it, written here independently:
     unit rows, the target rows oversampled by SMOTE (ratio 0.2, 2 neighbours, random state 0) among all
