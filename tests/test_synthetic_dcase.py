@@ -9,7 +9,7 @@ import soundfile as sf
 
 from asd.data.filenames import UNKNOWN, parse_file_name
 from asd.data.index import index_machine, list_machines
-from asd.data.synthetic import PROFILES, SyntheticSpec
+from asd.data.synthetic import PROFILES, SyntheticSpec, ensure_dataset
 from asd.data.synthetic import __main__ as synthetic_cli
 from asd.data.synthetic.background import FACTORIES, at_snr, factory_noise
 from asd.data.synthetic.faults import FAULTS, STRUCTURAL_FAULTS, add_fault
@@ -229,3 +229,24 @@ def test_the_datamodule_reads_datasets_and_never_imports_the_generator():
             pending += [n for n in names if n.startswith("asd.")]
     assert "asd.data.index" in seen  # the walk follows the imports
     assert not any(m.startswith("asd.data.synthetic") for m in seen)
+
+
+def test_a_dcase_dataset_written_before_the_profile_changed_is_written_again(tmp_path):
+    """Calibration changes the dcase profile's sound step by step; a folder an earlier step wrote (its
+    marker as that version wrote it) is not read back as today's profile by ensure_dataset (asd.train,
+    calibrate_dcase.py), while today's folder is."""
+    spec = ["--duration-s", "1", "--source-train", "2", "--target-train", "1", "--test-per-domain-and-label", "1"]
+    root = tmp_path / "dc"
+    synthetic_cli.main([str(root), "--profile", "dcase", "--seed", "4", *spec])
+    size = SyntheticSpec(duration_s=1.0, source_train=2, target_train=1, test_per_domain_and_label=1)
+    clip = next((root / "dev_data" / "raw" / "fan" / "train").iterdir())
+    today = clip.read_bytes()
+    clip.write_bytes(b"an earlier profile's clip")
+    marker = json.loads((root / "synthetic_dataset.json").read_text())
+    (root / "synthetic_dataset.json").write_text(json.dumps(marker))
+    ensure_dataset(root, seed=4, spec=size, profile="dcase")
+    assert clip.read_bytes() == b"an earlier profile's clip"  # today's marker: read back, not rewritten
+    del marker["profile_version"]  # as the profile before calibration step 6 wrote it
+    (root / "synthetic_dataset.json").write_text(json.dumps(marker))
+    ensure_dataset(root, seed=4, spec=size, profile="dcase")
+    assert clip.read_bytes() == today

@@ -77,10 +77,11 @@ def _check_replaceable(root: Path) -> None:
         )
 
 
-def _marker(seed: int, profile: str, spec: SyntheticSpec, channels: int, year: int) -> dict:
-    marker = {"generator_version": GENERATOR_VERSION, "seed": seed, "spec": spec.__dict__, "channels": channels}
+def _marker(seed: int, profile: str, chosen: Profile, channels: int, year: int) -> dict:
+    marker = {"generator_version": GENERATOR_VERSION, "seed": seed, "spec": chosen.spec.__dict__, "channels": channels}
     if profile != "default":  # the default's marker predates profiles: its datasets stay valid
         marker["profile"] = profile
+        marker["profile_version"] = chosen.version
     if year == 2020:  # likewise the years: every other year's naming is 2024's
         marker["year"] = year
     return marker
@@ -130,7 +131,7 @@ def generate(
                     staging / "eval_data" / "raw" / machine, seed, chosen, 1, channels, correspondence / "eval_data"
                 )
                 make_eval_copy(staging, machine, tests, (seed, 99, *([number] if number else [])))
-        marker = _marker(seed, profile, chosen.spec, channels, year)
+        marker = _marker(seed, profile, chosen, channels, year)
         marker[GENERATION_TIME] = round(time.perf_counter() - started, 1)
         (staging / MARKER).write_text(json.dumps(marker, indent=1))
         if root.exists():
@@ -158,6 +159,6 @@ def ensure_dataset(
         marker = None
     if isinstance(marker, dict):
         marker.pop(GENERATION_TIME, None)
-    if marker != _marker(seed, profile, _profile(profile, spec).spec, channels, year):
+    if marker != _marker(seed, profile, _profile(profile, spec), channels, year):
         generate(root, seed, spec, channels, profile, year)
     return root

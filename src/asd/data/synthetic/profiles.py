@@ -56,6 +56,9 @@ class Profile:
     speed_spread: float = 0.002
     #: dcase: how much slower a machine with a friction fault (faults.FRICTION_FAULTS) turns, a fraction
     friction_slip: tuple[float, float] = (0.003, 0.012)
+    #: raised whenever the profile's sound changes, so that a folder written before is written again
+    #: (its dataset marker records it)
+    version: int = 1
 
 
 PROFILES = {
@@ -81,6 +84,9 @@ PROFILES = {
         spec=SyntheticSpec(duration_s=10.0, source_train=990, target_train=10, test_per_domain_and_label=50),
         sounds="dcase",
         concealed=("bearing", "slider", "valve"),
+        # 2: faults at -27..-15 dB (calibration step 1); 3: belt slip (step 3); 4: steady speed, friction
+        # slip (step 6); 5: SNR -12..0 dB (step 7)
+        version=5,
     ),
 }
 
