@@ -7,7 +7,8 @@ its own code: the official DCASE baseline (MSE mode, its default seed 13711) and
     python benchmarks/calibrate_dcase.py --data-seeds 0,1 --source-train 60 --work runs/calibrate_dcase
 
 Prints, per generator seed, each program's official score, the baseline's AUCs per machine type, how
-many types' target AUC lie below 0.55, ASDKit's lead over the baseline and each run's time, and checks
+many types' target AUC lie below 0.55, ASDKit's lead over the baseline and each run's time, each
+program's AUC per fault (read from its per-clip scores: which faults each one hears), and checks
 them against what real DCASE 2024 development data shows (issue 26): the baseline between 0.52 and
 0.62 with some target AUCs below 0.55, ASDKit at least 0.04 above it. The data is written to
 ``<work>/s<seed>/data`` (the profile's size unless the size options say otherwise); finished runs
@@ -26,17 +27,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
+from sklearn.metrics import roc_auc_score
+from versus_asdkit import ASDKIT_KNN_SMOTE, asdkit_scores, run_asdkit
 from versus_asdkit import SHARED_TOOL as ASDKIT_TOOL
-from versus_asdkit import asdkit_scores, run_asdkit
 from versus_baseline import SHARED_TOOL as BASELINE_TOOL
 from versus_baseline import timed
 
-from asd.data.synthetic import ensure_dataset
+from asd.data.filenames import parse_file_name
+from asd.data.synthetic import PROFILES, ensure_dataset
 from asd.data.synthetic.__main__ import add_size_options, chosen_spec
+from asd.data.synthetic.layout import fault_of_test_clip
 from asd.data.synthetic.machines import DEVELOPMENT_TYPES
+from asd.data.synthetic.profiles import Profile, anomalies
 from asd.evaluation.metrics import harmonic_mean
 
 BASELINE_SEED = 13711  # the baseline's own default
@@ -82,6 +88,35 @@ def calibration_rows(per_machine: dict[str, dict], asdkit: dict) -> dict:
     }
 
 
+def fault_rows(profile: Profile, machine: str, baseline_out: Path, asdkit_out: Path) -> list[dict]:
+    """Which faults each program hears: the AUC of each fault's anomalous test clips against the same
+    domain's normal clips, from each program's own per-clip scores (NaN where a domain has none of it)."""
+    baseline = pd.read_csv(
+        baseline_out / "MSE" / f"anomaly_score_{machine}_section_00_test.csv", header=None, names=["path", "score"]
+    )
+    (asdkit_file,) = asdkit_out.glob(f"work/results/**/output/*/{machine}/test_score.csv")
+    asdkit = pd.read_csv(asdkit_file).rename(columns={ASDKIT_KNN_SMOTE: "score"})
+    clips = {}
+    for program, scores in (("baseline", baseline), ("ASDKit", asdkit)):
+        for path, score in zip(scores["path"], scores["score"]):
+            info = parse_file_name(path)
+            clips.setdefault((info.domain, fault_of_test_clip(profile, machine, info.index)), []).append(
+                (program, score)
+            )
+    rows = []
+    for fault in anomalies(profile, machine):
+        row = {"machine": machine, "fault": fault}
+        for program in ("baseline", "ASDKit"):
+            for domain in ("source", "target"):
+                normal = [s for p, s in clips.get((domain, None), []) if p == program]
+                faulty = [s for p, s in clips.get((domain, fault), []) if p == program]
+                row[f"{program} AUC ({domain})"] = (
+                    roc_auc_score([0] * len(normal) + [1] * len(faulty), normal + faulty) if faulty else float("nan")
+                )
+        rows.append(row)
+    return rows
+
+
 def verdict(row: dict) -> list[str]:
     """What of the real data's picture this seed shows, and what not."""
     low, high = BASELINE_RANGE
@@ -118,15 +153,16 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(machines) - set(DEVELOPMENT_TYPES))
     if unknown:
         parser.error(f"--machines: {', '.join(unknown)} not among the development types {', '.join(DEVELOPMENT_TYPES)}")
-    summary, per_type = [], []
+    summary, per_type, per_fault = [], [], []
+    profile = replace(PROFILES["dcase"], spec=spec)
     for data_seed in (int(s) for s in args.data_seeds.split(",")):
         work = args.work.resolve() / f"s{data_seed}"
         root = ensure_dataset(work / "data", seed=data_seed, spec=spec, profile="dcase")
-        per_machine = {m: baseline_sections(run_baseline(args.baseline_tool, root, m, work)) for m in machines}
+        baseline_outs = {m: run_baseline(args.baseline_tool, root, m, work) for m in machines}
+        per_machine = {m: baseline_sections(out) for m, out in baseline_outs.items()}
         asdkit_work = work / f"asdkit_epochs{args.asdkit_epochs}" if args.asdkit_epochs else work
-        asdkit = asdkit_scores(
-            run_asdkit(args.asdkit_tool, root, machines, ASDKIT_SEED, asdkit_work, args.asdkit_epochs)
-        )
+        asdkit_out = run_asdkit(args.asdkit_tool, root, machines, ASDKIT_SEED, asdkit_work, args.asdkit_epochs)
+        asdkit = asdkit_scores(asdkit_out)
         if sorted(asdkit["machines"]) != sorted(machines):  # a finished run of other types in --work
             sys.exit(
                 f"{asdkit_work / 'asdkit'}: ASDKit ran on {', '.join(sorted(asdkit['machines']))}; use another --work"
@@ -142,11 +178,17 @@ def main(argv: list[str] | None = None) -> None:
                     "ASDKit score": asdkit["machines"][machine] / 100,
                 }
             )
+            per_fault += [
+                {"generator seed": data_seed, **fault_row}
+                for fault_row in fault_rows(profile, machine, baseline_outs[machine], asdkit_out)
+            ]
         print(f"generator seed {data_seed}: " + "; ".join(verdict(row)), flush=True)
     print(f"\n## The dcase profile against the two peers ({spec})\n")
     print(pd.DataFrame(summary).round(3).to_string(index=False))
     print("\n## Per machine type: the baseline's own metrics and ASDKit's score\n")
     print(pd.DataFrame(per_type).round(3).to_string(index=False))
+    print("\n## Per fault: each program's AUC of one fault's clips against the same domain's normal clips\n")
+    print(pd.DataFrame(per_fault).round(2).to_string(index=False))
 
 
 if __name__ == "__main__":

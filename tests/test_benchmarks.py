@@ -85,6 +85,13 @@ mkdir -p "$3"
 value=$([ "$4" = 0 ] && echo 0.9 || echo 0.8)
 echo "machine,seed,auc_source,auc_target,pauc,official,seconds" > "$3/official_scores.csv"
 for m in ${2//,/ }; do echo "$m,$4,$value,$value,$value,$value,50" >> "$3/official_scores.csv"; done
+for m in ${2//,/ }; do  # per-clip scores as its kNN + SMOTE back-end writes them: every anomaly below every normal
+  scores="$3/work/results/recipe/output/last/$m"; mkdir -p "$scores"
+  echo "path,AS-Knn-1-1-0.2-2-cosine-main" > "$scores/test_score.csv"
+  for f in "$1"/dev_data/raw/$m/test/*.wav; do
+    case "$f" in *_anomaly_*) echo "$f,0" ;; *) echo "$f,1" ;; esac >> "$scores/test_score.csv"
+  done
+done
 echo '{"train_s": 320.0, "epochs": 16}' > "$3/timing.json"
 echo "epochs=${5:-16}"
 echo "ASDKIT official_score=$value backend=knn_smote"
@@ -130,6 +137,9 @@ set -e
 mkdir -p "$3/MSE"
 target=$([ "$2" = fan ] && echo 0.4 || echo 0.6)
 echo "{\\"sections\\": {\\"00\\": {\\"AUC_source\\": 0.6, \\"AUC_target\\": $target, \\"pAUC\\": 0.6}}}" > "$3/MSE/scores.json"
+for f in "$1"/dev_data/raw/$2/test/*.wav; do  # per-clip scores: every anomaly above every normal
+  name=$(basename "$f"); case "$name" in *_anomaly_*) echo "$name,1" ;; *) echo "$name,0" ;; esac
+done > "$3/MSE/anomaly_score_$2_section_00_test.csv"
 """
 
 
@@ -153,6 +163,10 @@ def test_calibration_prints_both_peers_per_generator_seed_against_the_real_datas
     assert f"ASDKit ahead by >= 0.04: True ({0.9 - expected:+.3f})" in done.stdout
     fan = next(row for row in done.stdout.splitlines() if " fan " in row)
     assert fan.split()[2:6] == ["0.6", "0.4", "0.6", "0.9"]
+    # per fault, from each program's per-clip scores: one anomalous clip a domain here, fan's first fault
+    per_fault = {tuple(row.split()[1:3]): row.split()[3:] for row in done.stdout.split("## Per fault")[1].splitlines()}
+    assert per_fault["fan", "imbalance"] == ["1.0", "1.0", "0.0", "0.0"]  # the baseline's AUC, then ASDKit's
+    assert per_fault["fan", "bearing"] == ["NaN"] * 4
     # the data was written at the sizes given, and the finished runs are read back
     assert (tmp_path / "work" / "s0" / "data" / "eval_data" / "raw" / "blower").is_dir()
     asdkit.write_text("#!/bin/bash\nexit 5\n")

@@ -13,6 +13,7 @@ from asd.data.synthetic import PROFILES, SyntheticSpec, ensure_dataset
 from asd.data.synthetic import __main__ as synthetic_cli
 from asd.data.synthetic.background import FACTORIES, at_snr, factory_noise
 from asd.data.synthetic.faults import FAULTS, STRUCTURAL_FAULTS, add_fault
+from asd.data.synthetic.layout import fault_of_test_clip, write_machine
 from asd.data.synthetic.machines import DEVELOPMENT_TYPES, EVALUATION_TYPES, MACHINE_TYPES
 from asd.data.synthetic.profiles import render
 from asd.data.synthetic.signals import SAMPLE_RATE, level_db
@@ -250,3 +251,25 @@ def test_a_dcase_dataset_written_before_the_profile_changed_is_written_again(tmp
     (root / "synthetic_dataset.json").write_text(json.dumps(marker))
     ensure_dataset(root, seed=4, spec=size, profile="dcase")
     assert clip.read_bytes() == today
+
+
+def test_fault_of_test_clip_names_the_fault_each_written_test_clip_was_rendered_with(tmp_path):
+    """What calibrate_dcase.py's per-fault table reads: a test clip's number says its fault."""
+    profile = replace(DCASE, spec=replace(SHORT.spec, duration_s=0.5, test_per_domain_and_label=5))
+    write_machine(tmp_path / "fan", 7, profile, 0, 1, tmp_path / "correspondence")
+    kinds = MACHINE_TYPES["fan"].faults
+    seen = []
+    for path in sorted((tmp_path / "fan" / "test").glob("*.wav")):
+        info = parse_file_name(path)
+        fault = fault_of_test_clip(profile, "fan", info.index)
+        assert (fault is None) == (info.label == "normal"), path.name
+        written, _ = sf.read(path)
+        distance = {
+            kind: np.abs(written - render("fan", (7, 0, 0, 1, info.index), info.domain, kind, profile)[0]).max()
+            for kind in (None, *kinds)
+        }
+        assert distance[fault] < 1e-4, path.name
+        assert all(d > 1e-3 for kind, d in distance.items() if kind != fault), path.name
+        seen.append((info.domain, fault))
+    # five anomalous clips a domain draw the four faults in turn
+    assert sorted(f for d, f in seen if d == "target" and f) == sorted([*kinds, kinds[0]])

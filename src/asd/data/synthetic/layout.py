@@ -23,6 +23,17 @@ def clip_name(domain: str, split: str, label: str, index: int, attributes: dict,
     return f"section_00_{domain}_{split}_{label}_{index:04d}_{described}.wav"
 
 
+def fault_of_test_clip(profile: Profile, machine: str, index: int) -> str | None:
+    """The fault of the development test clip numbered ``index`` (the number in its name); None for a normal
+    clip. Each domain's test clips are its normal clips, then as many anomalous ones, which draw the machine's
+    faults in turn."""
+    per_label = profile.spec.test_per_domain_and_label
+    if (index // per_label) % 2 == 0:
+        return None
+    kinds = anomalies(profile, machine)
+    return kinds[index % per_label % len(kinds)]
+
+
 def _write(path: Path, waveform: np.ndarray, seed_parts: tuple[int, ...], channels: int) -> None:
     if channels == 2:
         waveform = np.stack([waveform, far_microphone(waveform, seed_parts)], axis=1)
@@ -37,7 +48,6 @@ def write_machine(
     (``<correspondence_dir>/<machine>/attributes_00_<split>_correspondence.csv``)."""
     machine = machine_dir.name
     machine_no = machine_number(profile, machine)
-    kinds = anomalies(profile, machine)
     concealed = machine in profile.concealed
     correspondence: dict[str, list[tuple[str, str]]] = {"train": [], "test": []}
 
@@ -63,8 +73,8 @@ def write_machine(
     index = 0
     for domain in domains:
         for label in ("normal", "anomaly"):
-            for k in range(profile.spec.test_per_domain_and_label):
-                anomaly = kinds[k % len(kinds)] if label == "anomaly" else None
+            for _ in range(profile.spec.test_per_domain_and_label):
+                anomaly = fault_of_test_clip(profile, machine, index)
                 tests.append(write("test", domain, label, index, (seed, part, machine_no, 1, index), anomaly))
                 index += 1
     if year != 2020:  # 2020 names carry no attributes, and that year had no attributes file
