@@ -94,8 +94,11 @@ def fault_rows(profile: Profile, machine: str, baseline_out: Path, asdkit_out: P
     baseline = pd.read_csv(
         baseline_out / "MSE" / f"anomaly_score_{machine}_section_00_test.csv", header=None, names=["path", "score"]
     )
-    (asdkit_file,) = asdkit_out.glob(f"work/results/**/output/*/{machine}/test_score.csv")
-    asdkit = pd.read_csv(asdkit_file).rename(columns={ASDKIT_KNN_SMOTE: "score"})
+    pattern = f"work/results/**/output/*/{machine}/test_score.csv"
+    asdkit_files = sorted(asdkit_out.glob(pattern))
+    if len(asdkit_files) != 1:
+        sys.exit(f"{asdkit_out}: {len(asdkit_files)} ASDKit per-clip score files ({pattern}); expected one")
+    asdkit = pd.read_csv(asdkit_files[0]).rename(columns={ASDKIT_KNN_SMOTE: "score"})
     clips = {}
     for program, scores in (("baseline", baseline), ("ASDKit", asdkit)):
         for path, score in zip(scores["path"], scores["score"]):

@@ -177,6 +177,12 @@ def test_calibration_prints_both_peers_per_generator_seed_against_the_real_datas
     assert subset.returncode == 1 and "ASDKit ran on ToyCar, bearing, fan" in subset.stderr
     unknown = subprocess.run([*command, "--machines", "fan,pumps"], capture_output=True, text=True, timeout=300)
     assert unknown.returncode == 2 and "--machines: pumps not among the development types" in unknown.stderr
+    # a finished ASDKit run without its per-clip scores of a type is named, not a traceback
+    (fan_scores,) = (tmp_path / "work" / "s0" / "asdkit" / "s0").glob("work/results/**/fan/test_score.csv")
+    fan_scores.unlink()
+    missing = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 1 and "0 ASDKit per-clip score files" in missing.stderr
+    assert "fan/test_score.csv" in missing.stderr
 
 
 def test_calibration_on_some_machine_types_runs_both_programs_on_those(tmp_path):
