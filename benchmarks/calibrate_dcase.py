@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 from sklearn.metrics import roc_auc_score
-from versus_asdkit import ASDKIT_KNN_SMOTE, asdkit_scores, run_asdkit
+from versus_asdkit import ASDKIT_KNN_SMOTE, ASDKIT_TEST_SCORES, asdkit_scores, run_asdkit
 from versus_asdkit import SHARED_TOOL as ASDKIT_TOOL
 from versus_baseline import SHARED_TOOL as BASELINE_TOOL
 from versus_baseline import timed
@@ -44,6 +44,7 @@ from asd.data.synthetic.layout import fault_of_test_clip
 from asd.data.synthetic.machines import DEVELOPMENT_TYPES
 from asd.data.synthetic.profiles import Profile, anomalies
 from asd.evaluation.metrics import harmonic_mean
+from asd.evaluation.submission import read_values, score_file_name
 
 BASELINE_SEED = 13711  # the baseline's own default
 ASDKIT_SEED = 0  # ASDKit's call scripts' seed
@@ -91,28 +92,26 @@ def calibration_rows(per_machine: dict[str, dict], asdkit: dict) -> dict:
 def fault_rows(profile: Profile, machine: str, baseline_out: Path, asdkit_out: Path) -> list[dict]:
     """Which faults each program hears: the AUC of each fault's anomalous test clips against the same
     domain's normal clips, from each program's own per-clip scores (NaN where a domain has none of it)."""
-    baseline = pd.read_csv(
-        baseline_out / "MSE" / f"anomaly_score_{machine}_section_00_test.csv", header=None, names=["path", "score"]
-    )
-    pattern = f"work/results/**/output/*/{machine}/test_score.csv"
+    pattern = ASDKIT_TEST_SCORES.format(machine=machine)
     asdkit_files = sorted(asdkit_out.glob(pattern))
     if len(asdkit_files) != 1:
         sys.exit(f"{asdkit_out}: {len(asdkit_files)} ASDKit per-clip score files ({pattern}); expected one")
-    asdkit = pd.read_csv(asdkit_files[0]).rename(columns={ASDKIT_KNN_SMOTE: "score"})
-    clips = {}
-    for program, scores in (("baseline", baseline), ("ASDKit", asdkit)):
-        for path, score in zip(scores["path"], scores["score"]):
-            info = parse_file_name(path)
-            clips.setdefault((info.domain, fault_of_test_clip(profile, machine, info.index)), []).append(
-                (program, score)
-            )
+    asdkit = pd.read_csv(asdkit_files[0])
+    scores = {
+        "baseline": read_values(baseline_out / "MSE" / score_file_name("anomaly_score", machine, "00"), {}, False),
+        "ASDKit": dict(zip(asdkit["path"], asdkit[ASDKIT_KNN_SMOTE])),
+    }
+    clips = {}  # program -> [(domain, fault or None, score)]
+    for program, by_path in scores.items():
+        infos = ((parse_file_name(path), score) for path, score in by_path.items())
+        clips[program] = [(i.domain, fault_of_test_clip(profile, machine, i.index), score) for i, score in infos]
     rows = []
     for fault in anomalies(profile, machine):
         row = {"machine": machine, "fault": fault}
-        for program in ("baseline", "ASDKit"):
+        for program, clip_scores in clips.items():
             for domain in ("source", "target"):
-                normal = [s for p, s in clips.get((domain, None), []) if p == program]
-                faulty = [s for p, s in clips.get((domain, fault), []) if p == program]
+                normal = [s for d, f, s in clip_scores if d == domain and f is None]
+                faulty = [s for d, f, s in clip_scores if d == domain and f == fault]
                 row[f"{program} AUC ({domain})"] = (
                     roc_auc_score([0] * len(normal) + [1] * len(faulty), normal + faulty) if faulty else float("nan")
                 )

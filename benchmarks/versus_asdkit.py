@@ -173,6 +173,8 @@ def check_network(python: Path, source: Path) -> float:
 
 
 ASDKIT_KNN_SMOTE = "AS-Knn-1-1-0.2-2-cosine-main"  # its score column for k = 1, SMOTE ratio 0.2, 2 neighbours
+#: where an ASDKit run leaves one machine type's per-clip test scores (a glob under the run's folder)
+ASDKIT_TEST_SCORES = "work/results/**/output/*/{machine}/test_score.csv"
 
 
 def check_backend(asdkit_run: Path, experiment: str) -> float:
@@ -185,9 +187,9 @@ def check_backend(asdkit_run: Path, experiment: str) -> float:
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         backend_config = compose("train", overrides=[f"experiment={experiment}"]).backend
-    folders = sorted({p.parent for p in asdkit_run.glob("work/results/**/output/*/*/test_score.csv")})
+    folders = sorted({p.parent for p in asdkit_run.glob(ASDKIT_TEST_SCORES.format(machine="*"))})
     if not folders:
-        sys.exit(f"{asdkit_run}: no ASDKit outputs (work/results/**/output/*/<machine>/test_score.csv)")
+        sys.exit(f"{asdkit_run}: no ASDKit outputs ({ASDKIT_TEST_SCORES.format(machine='<machine>')})")
     theirs_metrics, ours_metrics, largest = [], [], 0.0
     for folder in folders:
         train, test = np.load(folder / "train_extract.npz"), np.load(folder / "test_extract.npz")
