@@ -6,6 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import SHARED
 
 from asd.data.filenames import UNKNOWN, parse_file_name
 from asd.data.index import index_machine, list_machines
@@ -273,3 +274,12 @@ def test_fault_of_test_clip_names_the_fault_each_written_test_clip_was_rendered_
         seen.append((info.domain, fault))
     # five anomalous clips a domain draw the four faults in turn
     assert sorted(f for d, f in seen if d == "target" and f) == sorted([*kinds, kinds[0]])
+
+
+@pytest.mark.skipif(not (SHARED / "dcase_names").is_dir(), reason="../shared/dcase_names is not beside this checkout")
+def test_the_profile_conceals_what_dcase_2024_concealed():
+    """The 2024 development types that came with ``noAttribute`` names (those given ground-truth attribute
+    files) are concealed here too, among the types the profile models; the others are not."""
+    revealed_later = SHARED / "dcase_names" / "ground_truth_attributes" / "dcase2024t2" / "dev_data"
+    concealed_in_2024 = {p.name for p in revealed_later.iterdir() if p.is_dir()}
+    assert set(DCASE.concealed) == concealed_in_2024 & set(DEVELOPMENT_TYPES)

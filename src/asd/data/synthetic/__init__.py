@@ -28,9 +28,9 @@ written, and no evaluation copy (the 2020 evaluation set is labelled by ``eval_d
 With ``profile="dcase"`` it writes a dataset modelled on the DCASE 2024 recordings, to rank methods as
 real data ranks them: seven development and three evaluation types of rotating machines whose operating
 attributes set their harmonic structure (:mod:`.machines`), physical faults at -27 to -15 dB relative to
-the machine (:mod:`.faults`), factory noise recorded apart and mixed in at -6 to +6 dB, another factory
-in the target domain (:mod:`.background`), 990 source against 10 target training clips, and three types
-with concealed attributes. Each mechanism is a module of this package, with its sources.
+the machine (:mod:`.faults`), factory noise recorded apart and mixed in at -12 to 0 dB, another factory
+in the target domain (:mod:`.background`), 990 source against 10 target training clips, and the types whose
+attributes DCASE 2024 concealed (gearbox, slider) concealed. Each mechanism is a module of this package, with its sources.
 
 CLI: ``python -m asd.data.synthetic <root> [--seed N] [--profile default|benchmark|dcase] [--channels 2]
 [--year 2020]``.
