@@ -29,8 +29,9 @@ With ``profile="dcase"`` it writes a dataset modelled on the DCASE 2024 recordin
 real data ranks them: seven development and three evaluation types of rotating machines whose operating
 attributes set their harmonic structure (:mod:`.machines`), physical faults at -27 to -15 dB relative to
 the machine (:mod:`.faults`), factory noise recorded apart and mixed in at -12 to 0 dB, another factory
-in the target domain (:mod:`.background`), 990 source against 10 target training clips, and the types whose
-attributes DCASE 2024 concealed (gearbox, slider) concealed. Each mechanism is a module of this package, with its sources.
+in the target domain (:mod:`.background`), 990 source against 10 target training clips, and
+concealed attributes where DCASE 2024 concealed them (gearbox, slider). Each mechanism is a module of this
+package, with its sources.
 
 CLI: ``python -m asd.data.synthetic <root> [--seed N] [--profile default|benchmark|dcase] [--channels 2]
 [--year 2020]``.
