@@ -13,7 +13,7 @@ from asd.data.index import index_machine, list_machines
 from asd.data.synthetic import PROFILES, SyntheticSpec, ensure_dataset
 from asd.data.synthetic import __main__ as synthetic_cli
 from asd.data.synthetic.background import FACTORIES, at_snr, factory_noise
-from asd.data.synthetic.faults import FAULTS, STRUCTURAL_FAULTS, add_fault
+from asd.data.synthetic.faults import FAULTS, STRUCTURAL_FAULTS, VALVE_FAULTS, ValveFault, add_fault
 from asd.data.synthetic.layout import fault_of_test_clip, write_machine
 from asd.data.synthetic.machines import DEVELOPMENT_TYPES, EVALUATION_TYPES, MACHINE_TYPES
 from asd.data.synthetic.profiles import render
@@ -283,3 +283,64 @@ def test_the_profile_conceals_what_dcase_2024_concealed():
     revealed_later = SHARED / "dcase_names" / "ground_truth_attributes" / "dcase2024t2" / "dev_data"
     concealed_in_2024 = {p.name for p in revealed_later.iterdir() if p.is_dir()}
     assert set(DCASE.concealed) == concealed_in_2024 & set(DEVELOPMENT_TYPES)
+
+
+VALVE_T = np.arange(4 * SAMPLE_RATE) / SAMPLE_RATE
+
+
+def _valve(fault=None, level_db=-15.0, longest_delay_s=0.2):
+    """The valve at its fastest pattern (a switch every third of a second), healthy or with ``fault``."""
+    valve_fault = None if fault is None else ValveFault(fault, np.random.default_rng(9), level_db, longest_delay_s)
+    return MACHINE_TYPES["valve"].sound(np.random.default_rng(4), VALVE_T, 45.0, 0.5, fault=valve_fault)
+
+
+def _open_frames(valve):
+    """Which 5-ms frames the flow hisses in (its 1-4 kHz band far above the valve's own hum)."""
+    spectrum = np.fft.rfft(valve)
+    spectrum[np.fft.rfftfreq(valve.size, 1 / SAMPLE_RATE) < 800.0] = 0.0
+    frames = np.fft.irfft(spectrum, valve.size).reshape(-1, SAMPLE_RATE // 200)
+    energy = np.mean(frames**2, axis=1)
+    return energy > 0.1 * np.median(energy[energy > np.median(energy)])
+
+
+def _switch_times(valve):
+    return np.flatnonzero(np.diff(_open_frames(valve).astype(int))) * 0.005
+
+
+def test_the_valves_faults_are_contaminations_not_a_rotating_machines():
+    assert MACHINE_TYPES["valve"].faults == VALVE_FAULTS
+    assert not set(VALVE_FAULTS) & (set(FAULTS) | set(STRUCTURAL_FAULTS))
+
+
+def test_a_sticking_valve_switches_late_by_irregular_delays():
+    healthy, sticking = _switch_times(_valve()), _switch_times(_valve("sticking", longest_delay_s=0.2))
+    # a fixed pattern: an opening every 2/3 s, a closing between (detected later: the clack rings on)
+    assert len(healthy) >= 10 and np.allclose(healthy[2:] - healthy[:-2], 2 / 3, atol=0.011)
+    delays = sticking[: len(healthy)] - healthy[: len(sticking)]
+    assert np.all((delays > -0.011) & (delays < 0.211)), delays
+    assert delays.max() - delays.min() > 0.05  # each switch its own delay: the pattern is broken
+
+
+@pytest.mark.parametrize("fault", ["seat_leak", "rebound"])
+def test_a_contaminated_valves_added_sound_lies_at_its_level(fault):
+    healthy = _valve()
+    added = _valve(fault, level_db=-18.0) - healthy
+    assert level_db(added, healthy) == pytest.approx(-18.0)
+    shut = ~np.repeat(_open_frames(healthy), SAMPLE_RATE // 200)
+    if fault == "seat_leak":  # the flow goes on while the valve is shut, and only then
+        # (5-ms frames: a closing's clack rings into frames counted as open)
+        assert np.sum(added[shut] ** 2) > 0.9 * np.sum(added**2)
+    else:  # a second clack in the 35 ms after each closing (a bounce 3-15 ms late, its 20-ms ring); the
+        # frames see a closing up to 25 ms late (its own clack rings on)
+        closings = np.flatnonzero(np.diff(shut.astype(int)) == 1)
+        near = np.zeros(VALVE_T.size, dtype=bool)
+        for closing in closings:
+            near[max(0, closing - int(0.025 * SAMPLE_RATE)) : closing + int(0.035 * SAMPLE_RATE)] = True
+        assert near.mean() < 0.15
+        assert np.sum(added[near] ** 2) > 0.999 * np.sum(added**2)
+    # through a rendered clip: the level drawn from the profile's range
+    quiet = replace(SHORT, snr_db=SILENT_FACTORY)
+    alone, _ = render("valve", _seed_parts(0), "target", None, quiet)
+    with_fault, _ = render("valve", _seed_parts(0), "target", fault, quiet)
+    low, high = DCASE.fault_level_db
+    assert low - 0.2 <= level_db(with_fault - alone, alone) <= high + 0.2

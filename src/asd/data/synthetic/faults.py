@@ -23,9 +23,20 @@ Condition Monitoring", 2011) gives their signatures:
   healthy machine at a set load and mains frequency keeps its speed to about 0.2 % (the mains frequency's
   own drift). Every harmonic moves by that fraction: at a few hundred Hz a shift of a few Hz, within one
   bin of a 1,024-point STFT (15.6 Hz) but many bins of a whole-clip spectrum (0.1 Hz).
+
+A solenoid valve has no shaft to unbalance or bearing to wear: MIMII (Purohit et al. 2019) made its valve
+anomalies by **contamination** — debris in the valve. Debris acts on the valve's own switching, so the
+valve's sound renders these faults itself (:data:`VALVE_FAULTS`, calibration step 10):
+* sticking: the plunger drags, so each switch comes late by a random delay of up to a few hundred ms (a
+  healthy solenoid valve switches within tens of ms of its command, on a controller's fixed pattern) — a
+  **structural** fault: the same hiss and clacks, at irregular instants;
+* seat leak: debris holds the seat open, so the flow's hiss goes on, weaker, while the valve is shut;
+* rebound: the plunger lands on debris and bounces, a second clack a few ms after each closing.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -88,6 +99,42 @@ FAULTS = {
     "rubbing": rubbing,
     "leak": leak,
 }
+
+
+#: faults of a contaminated solenoid valve, rendered by the valve's sound (machines.MachineType.sound's ``fault``)
+VALVE_FAULTS = ("sticking", "seat_leak", "rebound")
+
+
+@dataclass(frozen=True)
+class ValveFault:
+    """One of :data:`VALVE_FAULTS` with its size: ``level_db`` sets an added component's power relative to
+    the healthy valve (seat leak, rebound), ``longest_delay_s`` a sticking valve's latest switch. ``rng`` is
+    the fault's own generator, so that the valve's other draws stay the healthy clip's."""
+
+    name: str
+    rng: np.random.Generator
+    level_db: float
+    longest_delay_s: float
+
+
+def late_switches(rng, switches: np.ndarray, longest_delay_s: float, n: int) -> np.ndarray:
+    """The sample indices of ``switches``, each later by a delay drawn up to ``longest_delay_s`` (kept in
+    order: the delay is shorter than the time between switches), those delayed past the clip dropped."""
+    delayed = switches + (rng.uniform(0.0, longest_delay_s, switches.size) * SAMPLE_RATE).astype(int)
+    return np.sort(delayed[delayed < n])
+
+
+def seat_leak(rng, open_: np.ndarray, low_hz: float, high_hz: float) -> np.ndarray:
+    """The flow's hiss (``low_hz``..``high_hz``) while the valve is shut."""
+    return ~open_ * band_noise(rng, open_.size, low_hz, high_hz)
+
+
+def rebound(rng, closings: np.ndarray, ring: np.ndarray, n: int) -> np.ndarray:
+    """A second clack (``ring``) 3-15 ms after each closing."""
+    bounces = closings + (rng.uniform(0.003, 0.015, closings.size) * SAMPLE_RATE).astype(int)
+    clacks = np.zeros(n)
+    clacks[bounces[bounces < n]] = 1.0
+    return np.convolve(clacks, ring)[:n]
 
 
 def add_fault(rng, t, machine: np.ndarray, shaft_hz: float, fault: str, level_db: float) -> np.ndarray:

@@ -15,7 +15,8 @@ pump        strokes twice per revolution modulating flow noise, motor harmonics
 gearbox     gear-mesh tones (23 teeth) with shaft-rate sidebands; the load tilts the harmonics
 bearing     shaft harmonics over rolling noise that grows with the load
 slider      a servo motor's whine and end-of-stroke impacts
-valve       flow hiss gated open and shut in a cycle, with a clack at each switch
+valve       flow hiss gated open and shut in a cycle, with a clack at each switch; debris in it
+            (contamination) makes its faults
 ToyCar      motor harmonics and a gear whine over road noise
 compressor  (evaluation) piston impulses over a motor tone
 blower      (evaluation) many-bladed impeller: weak blade-pass over strong broadband air noise
@@ -30,7 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from asd.data.synthetic.signals import SAMPLE_RATE, band_noise, coloured_noise
+from asd.data.synthetic import faults
+from asd.data.synthetic.signals import SAMPLE_RATE, band_noise, coloured_noise, scaled_to
 
 
 def _harmonics(rng, t, f0, amplitudes):
@@ -73,16 +75,28 @@ def _slider(rng, t, shaft_hz, load):
     return whine + 3.0 * np.convolve(impacts, ring)[: t.size] + 0.1 * coloured_noise(rng, t.size, 1.0)
 
 
-def _valve(rng, t, shaft_hz, load):
+def _valve(rng, t, shaft_hz, load, fault: faults.ValveFault | None = None):
     cycle_hz = shaft_hz / 30
     open_ = np.sin(2 * np.pi * cycle_hz * t + rng.uniform(0, 2 * np.pi)) > 0.0
-    hiss = open_ * band_noise(rng, t.size, 1000.0, 4000.0) * (0.5 + load)
-    switches = np.flatnonzero(np.diff(open_.astype(int)))
+    switches = np.flatnonzero(np.diff(open_.astype(int))) + 1
+    if fault is not None and fault.name == "sticking":
+        switches = faults.late_switches(fault.rng, switches, fault.longest_delay_s, t.size)
+        toggles = np.zeros(t.size, dtype=int)
+        toggles[switches] = 1
+        open_ = (np.cumsum(toggles) % 2).astype(bool) ^ open_[0]
+    hiss_band = (1000.0, 4000.0)
+    hiss = open_ * band_noise(rng, t.size, *hiss_band) * (0.5 + load)
     clacks = np.zeros(t.size)
     clacks[switches] = 4.0
     ring_t = np.arange(int(0.02 * SAMPLE_RATE)) / SAMPLE_RATE
     ring = np.exp(-ring_t * 200.0) * np.sin(2 * np.pi * 1500.0 * ring_t)
-    return hiss + np.convolve(clacks, ring)[: t.size] + _harmonics(rng, t, shaft_hz, [0.2, 0.1])
+    valve = hiss + np.convolve(clacks, ring)[: t.size] + _harmonics(rng, t, shaft_hz, [0.2, 0.1])
+    if fault is not None and fault.name == "seat_leak":
+        return valve + scaled_to(faults.seat_leak(fault.rng, open_, *hiss_band), valve, fault.level_db)
+    if fault is not None and fault.name == "rebound":
+        closings = switches[~open_[switches]]
+        return valve + scaled_to(faults.rebound(fault.rng, closings, ring, t.size), valve, fault.level_db)
+    return valve
 
 
 def _toycar(rng, t, shaft_hz, load):
@@ -118,9 +132,10 @@ def _conveyor(rng, t, shaft_hz, load):
 class MachineType:
     """A machine type: its sound (a function of the shaft rate in Hz and a load in [0, 1]), its speed
     attribute (name, value -> shaft rate; the first two values are the source domain's, the last the
-    target domain's), its load attribute (name, value -> load) and the faults it suffers."""
+    target domain's), its load attribute (name, value -> load) and the faults it suffers. A sound that
+    renders faults of its own mechanism (the valve's, faults.VALVE_FAULTS) takes them as ``fault``."""
 
-    sound: Callable[[np.random.Generator, np.ndarray, float, float], np.ndarray]
+    sound: Callable[..., np.ndarray]
     speed: tuple[str, dict[str, float]]
     load: tuple[str, dict[str, float]]
     faults: tuple[str, ...]
@@ -173,7 +188,7 @@ MACHINE_TYPES = {
         _valve,
         ("pat", {"00": 30.0, "01": 36.0, "02": 45.0}),
         ("pres", {"1": 0.3, "2": 0.9}),
-        ("leak", "rubbing", "bearing"),
+        faults.VALVE_FAULTS,
     ),
     "ToyCar": MachineType(
         _toycar,

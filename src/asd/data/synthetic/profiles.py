@@ -51,6 +51,9 @@ class Profile:
     #: dcase: a structural fault's size (faults.STRUCTURAL_FAULTS: belt slip's speed fluctuation, a
     #: fraction of the speed), drawn per anomalous clip
     slip_depth: tuple[float, float] = (0.01, 0.03)
+    #: dcase: a sticking valve's latest switch (faults.VALVE_FAULTS), seconds, drawn per anomalous clip; under
+    #: the time between two switches (a third of a second at the fastest pattern)
+    sticking_delay_s: tuple[float, float] = (0.05, 0.25)
     #: dcase: how far a healthy machine's speed varies between clips at one attribute value (a fraction; a
     #: mains-fed motor at a set load, faults.FRICTION_FAULTS)
     speed_spread: float = 0.002
@@ -86,8 +89,9 @@ PROFILES = {
         sounds="dcase",
         concealed=("gearbox", "slider"),
         # 2: faults at -27..-15 dB (calibration step 1); 3: belt slip (step 3); 4: steady speed, friction
-        # slip (step 6); 5: SNR -12..0 dB (step 7); 6: 2024's concealed types (step 9)
-        version=6,
+        # slip (step 6); 5: SNR -12..0 dB (step 7); 6: 2024's concealed types (step 9); 7: the valve's faults
+        # made contamination's (step 10)
+        version=7,
     ),
 }
 
@@ -133,7 +137,16 @@ def _render_dcase(machine, seed_parts, domain, anomaly, profile, t):
     attributes, shaft_hz, load = machine_type.operating_point(rng, domain, profile.speed_spread)
     if anomaly in faults.FRICTION_FAULTS:  # its own draw, so the machine's other draws stay the normal clip's
         shaft_hz *= 1.0 - np.random.default_rng((*seed_parts, 4)).uniform(*profile.friction_slip)
-    sound = machine_type.sound(rng, t, shaft_hz, load)
+    if anomaly in faults.VALVE_FAULTS:  # its own draws, so the valve's other draws stay the normal clip's
+        fault_rng = np.random.default_rng((*seed_parts, 5))
+        fault = faults.ValveFault(
+            anomaly, fault_rng, fault_rng.uniform(*profile.fault_level_db), fault_rng.uniform(*profile.sticking_delay_s)
+        )
+        sound = machine_type.sound(rng, t, shaft_hz, load, fault=fault)
+    else:
+        sound = machine_type.sound(rng, t, shaft_hz, load)
+    # one microphone gain per clip: a valve's added fault (at most -15 dB) leaves its healthy part at most
+    # 0.14 dB quieter than in the normal clip
     sound = sound * MACHINE_RMS / np.sqrt(power(sound))
     # the background is recorded apart (its own draws) and set against the healthy machine's level, so
     # that a normal clip and a faulty one of the same seed differ by the fault alone
@@ -142,7 +155,7 @@ def _render_dcase(machine, seed_parts, domain, anomaly, profile, t):
     level_db = rng.uniform(*profile.fault_level_db)
     if anomaly in faults.STRUCTURAL_FAULTS:
         sound = faults.STRUCTURAL_FAULTS[anomaly](rng, t, sound, shaft_hz, rng.uniform(*profile.slip_depth))
-    elif anomaly is not None:
+    elif anomaly in faults.FAULTS:
         sound = faults.add_fault(rng, t, sound, shaft_hz, anomaly, level_db)
     return np.clip(sound + noise, -1.0, 1.0).astype(np.float32), attributes
 
