@@ -91,12 +91,13 @@ def _valve(rng, t, shaft_hz, load, fault: faults.ValveFault | None = None):
     ring_t = np.arange(int(0.02 * SAMPLE_RATE)) / SAMPLE_RATE
     ring = np.exp(-ring_t * 200.0) * np.sin(2 * np.pi * 1500.0 * ring_t)
     valve = hiss + np.convolve(clacks, ring)[: t.size] + _harmonics(rng, t, shaft_hz, [0.2, 0.1])
-    if fault is not None and fault.name == "seat_leak":
-        return valve + scaled_to(faults.seat_leak(fault.rng, open_, *hiss_band), valve, fault.level_db)
-    if fault is not None and fault.name == "rebound":
-        closings = switches[~open_[switches]]
-        return valve + scaled_to(faults.rebound(fault.rng, closings, ring, t.size), valve, fault.level_db)
-    return valve
+    if fault is None or fault.name == "sticking":
+        return valve
+    if fault.name == "seat_leak":
+        added = faults.seat_leak(fault.rng, open_, *hiss_band)
+    else:
+        added = faults.rebound(fault.rng, switches[~open_[switches]], ring, t.size)
+    return valve + scaled_to(added, valve, fault.level_db)
 
 
 def _toycar(rng, t, shaft_hz, load):
