@@ -78,18 +78,19 @@ def test_a_failed_baseline_run_stops_with_its_log_and_is_not_taken_as_finished(t
 
 
 ASDKIT_SCRIPT = SCRIPT.parent / "versus_asdkit.py"
-# stands in for run_asdkit.sh: ROOT MACHINES OUT SEED [EPOCHS]; official 0.9 at seed 0, 0.8 at seed 1
+# stands in for run_asdkit.sh: ROOT MACHINES OUT SEED [EPOCHS]; official 0.9 at seed 0, 0.8 at other seeds
 FAKE_ASDKIT = """#!/bin/bash
 set -e
 mkdir -p "$3"
 value=$([ "$4" = 0 ] && echo 0.9 || echo 0.8)
 echo "machine,seed,auc_source,auc_target,pauc,official,seconds" > "$3/official_scores.csv"
 for m in ${2//,/ }; do echo "$m,$4,$value,$value,$value,$value,50" >> "$3/official_scores.csv"; done
-for m in ${2//,/ }; do  # per-clip scores as its kNN + SMOTE back-end writes them: every anomaly below every normal
-  scores="$3/work/results/recipe/output/last/$m"; mkdir -p "$scores"
+anomaly=$([ "$4" = 0 ] && echo 0 || echo 1)
+for m in ${2//,/ }; do  # per-clip scores as its kNN + SMOTE back-end writes them: at seed 0 every anomaly below
+  scores="$3/work/results/recipe/output/last/$m"; mkdir -p "$scores"  # every normal, at other seeds above
   echo "path,AS-Knn-1-1-0.2-2-cosine-main" > "$scores/test_score.csv"
   for f in "$1"/dev_data/raw/$m/test/*.wav; do
-    case "$f" in *_anomaly_*) echo "$f,0" ;; *) echo "$f,1" ;; esac >> "$scores/test_score.csv"
+    case "$f" in *_anomaly_*) echo "$f,$anomaly" ;; *) echo "$f,$((1 - anomaly))" ;; esac >> "$scores/test_score.csv"
   done
 done
 echo '{"train_s": 320.0, "epochs": 16}' > "$3/timing.json"
@@ -192,6 +193,26 @@ def test_calibration_on_some_machine_types_runs_both_programs_on_those(tmp_path)
     expected = scipy.stats.hmean([0.6, 0.4, 0.6, 0.6, 0.6, 0.6])  # fan and valve
     assert f"baseline {expected:.3f} in [0.52, 0.62]: True" in done.stdout
     assert sorted(p.name for p in (tmp_path / "work" / "s0" / "baseline").iterdir() if p.is_dir()) == ["fan", "valve"]
+
+
+def test_calibration_over_asdkits_training_seeds_judges_the_lead_on_their_mean(tmp_path):
+    command, _ = _calibration_command(tmp_path)
+    command += ["--machines", "fan", "--asdkit-seeds", "0,1"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    baseline = scipy.stats.hmean([0.6, 0.4, 0.6])
+    # ASDKit 0.9 at seed 0 and 0.8 at seed 1: judged on 0.85, each listed; each seed's run kept apart
+    assert (
+        f"ASDKit ahead by >= 0.04: True ({0.85 - baseline:+.3f}); ASDKit per training seed 0.900 0.800" in done.stdout
+    )
+    fan = next(row for row in done.stdout.split("## Per machine type")[1].splitlines() if " fan " in row)
+    assert fan.split()[-1] == "0.85"
+    # per fault, ASDKit's AUC is the mean of its seeds' AUCs: 0 (anomalies below) and 1 (above)
+    per_fault = {tuple(row.split()[1:3]): row.split()[3:] for row in done.stdout.split("## Per fault")[1].splitlines()}
+    assert per_fault["fan", "imbalance"] == ["1.0", "1.0", "0.5", "0.5"]
+    assert {p.name for p in (tmp_path / "work" / "s0" / "asdkit").iterdir()} >= {"s0", "s1", "s0.time", "s1.time"}
+    bad = subprocess.run([*command[:-1], "0,one"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "--asdkit-seeds: '0,one' is not comma-separated whole numbers" in bad.stderr
 
 
 def test_calibration_with_asdkit_epochs_runs_asdkit_apart_from_its_default_length_run(tmp_path):
