@@ -39,6 +39,7 @@ from pathlib import Path
 
 import pandas as pd
 from versus_baseline import (
+    PROFILES,
     comparison_parser,
     comparison_plan,
     our_scores,
@@ -296,7 +297,7 @@ def main(argv: list[str] | None = None) -> None:
             run_asdkit(args.asdkit_tool, root, machines, seed, args.work, args.epochs)
         )
         for experiment in experiments:
-            run_dir = run_ours(experiment, args.profile, root, args.data_seed, seed, args.work, overrides)
+            run_dir = run_ours(experiment, PROFILES[args.profile], root, args.data_seed, seed, args.work, overrides)
             results[f"ours: {experiment}"][seed] = {**our_scores(run_dir), "epoch_seconds": epoch_seconds(run_dir)}
         print(f"seed {seed} done", flush=True)
     print_comparison(tables(results, seeds, machines, reference_system=ASDKIT), args, root)

@@ -75,14 +75,23 @@ def baseline_scores(work: Path, seed: int, machines: list[str]) -> dict[str, dic
 
 
 def run_ours(
-    experiment: str, profile: str, root: Path, data_seed: int, seed: int, work: Path, overrides: tuple[str, ...] = ()
+    experiment: str,
+    configs: tuple[str, str],
+    root: Path,
+    data_seed: int | None,
+    seed: int,
+    work: Path,
+    overrides: tuple[str, ...] = (),
 ) -> Path:
+    """One of our recipes trained and tested on ``root`` with the (data, machine) ``configs``; the generator
+    seed ``data_seed`` (re)generates the data where it is missing, None reads ``root`` as it is."""
     run_dir = work / "ours" / experiment / f"s{seed}"
     time_file = run_dir.parent / f"s{seed}.time"
     if not time_file.is_file():
-        data, machine = PROFILES[profile]
+        data, machine = configs
         command = [sys.executable, "-m", "asd.train", f"experiment={experiment}", f"data={data}"]
-        command += [f"machine={machine}", f"data.root={root}", f"data.synthetic.seed={data_seed}", f"seed={seed}"]
+        command += [f"machine={machine}", f"data.root={root}", f"seed={seed}"]
+        command += [f"data.synthetic.seed={data_seed}"] if data_seed is not None else []
         command += list(overrides)
         # tested once at the end, as the baseline is: no test AUC every few epochs in TensorBoard
         command += ["callbacks.epoch_evaluation=null", "callbacks.progress_bar.refresh_rate=0"]
@@ -172,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
         for system, scores in baseline_scores(args.work, seed, machines).items():
             results[system][seed] = scores
         for experiment in experiments:
-            run_dir = run_ours(experiment, args.profile, root, args.data_seed, seed, args.work)
+            run_dir = run_ours(experiment, PROFILES[args.profile], root, args.data_seed, seed, args.work)
             results[f"ours: {experiment}"][seed] = our_scores(run_dir)
         print(f"seed {seed} done", flush=True)
     print_comparison(tables(results, seeds, machines), args, root)

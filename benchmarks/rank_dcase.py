@@ -1,0 +1,139 @@
+"""Every trainable recipe of ours ranked on the dcase profile beside the two peers' own code (issue 26).
+
+    ASDKIT_MIRROR=<git copy of TakuyaFujimura/dcase-asd-toolkit> OMP_NUM_THREADS=2 \\
+    python benchmarks/rank_dcase.py --calibration runs/calibrate_dcase --data-seed 2 --seeds 0,1,2
+
+Ranks on one generator seed of a calibration (``benchmarks/calibrate_dcase.py`` wrote its copy of the
+profile to ``<calibration>/s<seed>/data`` and ran the official baseline there, ``baseline/<machine>/``, at
+its own seed): runs ASDKit's ``dis_spec_scac_trainable`` at each training seed where the calibration has
+not (``asdkit/s<seed>/``) and each of our recipes at each seed (``ours/<experiment>/s<seed>/``:
+``python -m asd.train experiment=<name> data=dcase2024 data.root=<the copy> machine=synthetic_dcase
+seed=<seed>``, the copy read as it is), then prints one table ordered by mean official score — each
+seed's score, mean ± standard deviation, the difference from ASDKit and from the baseline, the seconds
+of a run — and the score per machine type. Finished runs are read back, not run again. Recipes whose
+encoder needs pretrained weights are refused: no weights reach these machines, and a randomly
+initialised encoder ranks nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from calibrate_dcase import baseline_sections
+from omegaconf import OmegaConf
+from versus_asdkit import ASDKIT, asdkit_scores, run_asdkit
+from versus_asdkit import SHARED_TOOL as ASDKIT_TOOL
+from versus_baseline import our_scores, run_ours
+
+from asd.data.synthetic.machines import DEVELOPMENT_TYPES
+from asd.evaluation.metrics import harmonic_mean
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "conf" / "experiment"
+DCASE_COPY = ("dcase2024", "synthetic_dcase")  # data and machine configs that read a copy as it is
+BASELINE = "official baseline (MSE, its seed 13711)"
+
+
+def needs_pretrained_weights(experiment: str) -> bool:
+    """Whether the recipe overrides the ``encoder`` group: a pretrained encoder whose weights it loads."""
+    defaults = OmegaConf.to_container(OmegaConf.load(EXPERIMENTS / f"{experiment}.yaml")).get("defaults", [])
+    return any(isinstance(entry, dict) and "override /encoder" in entry for entry in defaults)
+
+
+def trainable_experiments() -> list[str]:
+    """Every recipe that trains (or fits) from the data alone."""
+    return [path.stem for path in sorted(EXPERIMENTS.glob("*.yaml")) if not needs_pretrained_weights(path.stem)]
+
+
+def baseline_result(seed_work: Path, machines: list[str]) -> dict:
+    """The baseline's runs of a calibration seed as one run in % (its seed is fixed: one run a type)."""
+    missing = [m for m in machines if not (seed_work / "baseline" / f"{m}.time").is_file()]
+    if missing:
+        sys.exit(
+            f"{seed_work / 'baseline'}: no finished baseline run of {', '.join(missing)}; "
+            "run benchmarks/calibrate_dcase.py for this generator seed first"
+        )
+    sections = {m: baseline_sections(seed_work / "baseline" / m) for m in machines}
+    triples = {m: [s["AUC (source)"], s["AUC (target)"], s["pAUC"]] for m, s in sections.items()}
+    return {
+        "official": 100 * harmonic_mean(list(triples.values())),
+        "machines": {m: 100 * harmonic_mean([triple]) for m, triple in triples.items()},
+        "seconds": sum(s["s"] for s in sections.values()),
+    }
+
+
+def ranking(results: dict[str, dict[int, dict]], machines: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one row a system, best mean official score first; the mean score per machine type), in %."""
+    asdkit = np.mean([run["official"] for run in results[ASDKIT].values()])
+    (baseline,) = (run["official"] for run in results[BASELINE].values())
+    rows, per_machine = [], []
+    for system, runs in results.items():
+        scores = np.array([run["official"] for run in runs.values()])
+        rows.append(
+            {
+                "system": system,
+                "seeds": ",".join(str(seed) for seed in runs),
+                "per seed": " ".join(f"{score:.2f}" for score in scores),
+                "mean": scores.mean(),
+                "sd": scores.std(ddof=1) if len(scores) > 1 else float("nan"),
+                "vs ASDKit": scores.mean() - asdkit,
+                "vs baseline": scores.mean() - baseline,
+                "s a run": np.mean([run["seconds"] for run in runs.values()]),
+            }
+        )
+        per_machine.append(
+            {"system": system, **{m: np.mean([r["machines"][m] for r in runs.values()]) for m in machines}}
+        )
+    table = pd.DataFrame(rows).sort_values("mean", ascending=False, kind="stable")
+    table.insert(0, "rank", range(1, len(table) + 1))
+    order = table["system"].tolist()
+    per_type = pd.DataFrame(per_machine).set_index("system").loc[order].reset_index()
+    return table, per_type
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calibration", type=Path, required=True, help="calibrate_dcase.py's --work")
+    parser.add_argument("--data-seed", type=int, required=True, help="the generator seed to rank on")
+    parser.add_argument("--seeds", default="0,1,2", help="training seeds of ASDKit and of each recipe")
+    parser.add_argument("--experiments", help="comma-separated recipes (default: every one that needs no weights)")
+    parser.add_argument("--asdkit-tool", type=Path, default=ASDKIT_TOOL)
+    args = parser.parse_args(argv)
+    try:
+        seeds = [int(seed) for seed in args.seeds.split(",")]
+    except ValueError:
+        parser.error(f"--seeds: {args.seeds!r} is not comma-separated whole numbers")
+    experiments = args.experiments.split(",") if args.experiments else trainable_experiments()
+    unknown = [e for e in experiments if not (EXPERIMENTS / f"{e}.yaml").is_file()]
+    if unknown:
+        parser.error(f"--experiments: no recipe {', '.join(unknown)} in {EXPERIMENTS}")
+    pretrained = [e for e in experiments if needs_pretrained_weights(e)]
+    if pretrained:
+        parser.error(f"--experiments: {', '.join(pretrained)} need pretrained weights; a random encoder ranks nothing")
+    seed_work = args.calibration.resolve() / f"s{args.data_seed}"
+    root = seed_work / "data"
+    if not (root / "dev_data" / "raw").is_dir():
+        sys.exit(f"{root}: no copy of the dcase profile; run benchmarks/calibrate_dcase.py --work {args.calibration}")
+    machines = list(DEVELOPMENT_TYPES)
+    results: dict[str, dict[int, dict]] = {BASELINE: {13711: baseline_result(seed_work, machines)}, ASDKIT: {}}
+    for seed in seeds:
+        results[ASDKIT][seed] = asdkit_scores(run_asdkit(args.asdkit_tool, root, machines, seed, seed_work, None))
+        if sorted(results[ASDKIT][seed]["machines"]) != sorted(machines):
+            sys.exit(f"{seed_work / 'asdkit' / f's{seed}'}: ASDKit ran on other machine types than {machines}")
+    for experiment in experiments:
+        results[f"ours: {experiment}"] = {
+            seed: our_scores(run_ours(experiment, DCASE_COPY, root, None, seed, seed_work)) for seed in seeds
+        }
+        print(f"{experiment} done", flush=True)
+    table, per_type = ranking(results, machines)
+    print(f"\n## Official score (%), dcase profile, generator seed {args.data_seed} ({root})\n")
+    print(table.to_string(index=False, float_format="{:.2f}".format, na_rep="-"))
+    print("\n## Score per machine type (%), mean over the seeds\n")
+    print(per_type.to_string(index=False, float_format="{:.2f}".format))
+
+
+if __name__ == "__main__":
+    main()
