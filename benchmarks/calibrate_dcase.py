@@ -82,6 +82,17 @@ def baseline_sections(out: Path) -> dict:
     }
 
 
+def asdkit_runs(tool: Path, root: Path, machines: list[str], seeds: list[int], work: Path, epochs: int | None):
+    """({seed: run folder}, {seed: its scores}) of ASDKit at each training seed, run where not finished;
+    a finished run of other machine types in ``work`` is an error, not read as theirs."""
+    outs = {seed: run_asdkit(tool, root, machines, seed, work, epochs) for seed in seeds}
+    runs = {seed: asdkit_scores(out) for seed, out in outs.items()}
+    for out, run in zip(outs.values(), runs.values()):
+        if sorted(run["machines"]) != sorted(machines):
+            sys.exit(f"{out}: ASDKit ran on {', '.join(sorted(run['machines']))}; use another --work")
+    return outs, runs
+
+
 def calibration_rows(per_machine: dict[str, dict], asdkit_runs: dict[int, dict]) -> dict:
     """One generator seed's row: the baseline's official score, ASDKit's mean over its training seeds
     (each seed's score listed, and their standard deviation) and its lead, and the seconds of a run."""
@@ -194,15 +205,10 @@ def main(argv: list[str] | None = None) -> None:
         baseline_outs = {m: run_baseline(args.baseline_tool, root, m, work) for m in machines}
         per_machine = {m: baseline_sections(out) for m, out in baseline_outs.items()}
         asdkit_work = work / f"asdkit_epochs{args.asdkit_epochs}" if args.asdkit_epochs else work
-        asdkit_outs = {
-            seed: run_asdkit(args.asdkit_tool, root, machines, seed, asdkit_work, args.asdkit_epochs)
-            for seed in asdkit_seeds
-        }
-        asdkit_runs = {seed: asdkit_scores(out) for seed, out in asdkit_outs.items()}
-        for out, run in zip(asdkit_outs.values(), asdkit_runs.values()):
-            if sorted(run["machines"]) != sorted(machines):  # a finished run of other types in --work
-                sys.exit(f"{out}: ASDKit ran on {', '.join(sorted(run['machines']))}; use another --work")
-        row = calibration_rows(per_machine, asdkit_runs)
+        asdkit_outs, asdkit = asdkit_runs(
+            args.asdkit_tool, root, machines, asdkit_seeds, asdkit_work, args.asdkit_epochs
+        )
+        row = calibration_rows(per_machine, asdkit)
         summary.append({"generator seed": data_seed, **row})
         for machine, metrics in per_machine.items():
             per_type.append(
@@ -210,8 +216,7 @@ def main(argv: list[str] | None = None) -> None:
                     "generator seed": data_seed,
                     "machine": machine,
                     **{k: v for k, v in metrics.items() if k != "s"},
-                    "ASDKit score": sum(run["machines"][machine] for run in asdkit_runs.values())
-                    / (100 * len(asdkit_runs)),
+                    "ASDKit score": sum(run["machines"][machine] for run in asdkit.values()) / (100 * len(asdkit)),
                 }
             )
             per_fault += [

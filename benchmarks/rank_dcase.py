@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from calibrate_dcase import baseline_sections
+from calibrate_dcase import asdkit_runs, baseline_sections
 from omegaconf import OmegaConf
-from versus_asdkit import ASDKIT, asdkit_scores, run_asdkit
+from versus_asdkit import ASDKIT
 from versus_asdkit import SHARED_TOOL as ASDKIT_TOOL
 from versus_baseline import our_scores, run_ours
 
@@ -118,11 +118,8 @@ def main(argv: list[str] | None = None) -> None:
     if not (root / "dev_data" / "raw").is_dir():
         sys.exit(f"{root}: no copy of the dcase profile; run benchmarks/calibrate_dcase.py --work {args.calibration}")
     machines = list(DEVELOPMENT_TYPES)
-    results: dict[str, dict[int, dict]] = {BASELINE: {13711: baseline_result(seed_work, machines)}, ASDKIT: {}}
-    for seed in seeds:
-        results[ASDKIT][seed] = asdkit_scores(run_asdkit(args.asdkit_tool, root, machines, seed, seed_work, None))
-        if sorted(results[ASDKIT][seed]["machines"]) != sorted(machines):
-            sys.exit(f"{seed_work / 'asdkit' / f's{seed}'}: ASDKit ran on other machine types than {machines}")
+    results: dict[str, dict[int, dict]] = {BASELINE: {13711: baseline_result(seed_work, machines)}}
+    _, results[ASDKIT] = asdkit_runs(args.asdkit_tool, root, machines, seeds, seed_work, None)
     for experiment in experiments:
         results[f"ours: {experiment}"] = {
             seed: our_scores(run_ours(experiment, DCASE_COPY, root, None, seed, seed_work)) for seed in seeds
