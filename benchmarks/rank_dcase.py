@@ -8,7 +8,10 @@ profile to ``<calibration>/s<seed>/data`` and ran the official baseline there, `
 its own seed): runs ASDKit's ``dis_spec_scac_trainable`` at each training seed where the calibration has
 not (``asdkit/s<seed>/``) and each of our recipes at each seed (``ours/<experiment>/s<seed>/``:
 ``python -m asd.train experiment=<name> data=dcase2024 data.root=<the copy> machine=synthetic_dcase
-seed=<seed>``, the copy read as it is), then prints one table ordered by mean official score — each
+seed=<seed>``, the copy read as it is; a recipe that differs from an earlier one of the list by its back-end
+alone is not trained again but scored on that recipe's runs, ``python -m asd.score <run> backend=<its back-end>``:
+the same network at the same seed, as a user's ``asd.score -m`` does, its seconds the training's plus its
+scoring's), then prints one table ordered by mean official score — each
 seed's score, mean ± standard deviation, the difference from ASDKit and from the baseline, the seconds
 of a run — and the score per machine type. Finished runs are read back, not run again. Recipes whose
 encoder needs pretrained weights are refused: no weights reach these machines, and a randomly
@@ -18,22 +21,26 @@ initialised encoder ranks nothing.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from calibrate_dcase import asdkit_runs, baseline_sections
-from omegaconf import OmegaConf
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
 from versus_asdkit import ASDKIT
 from versus_asdkit import SHARED_TOOL as ASDKIT_TOOL
-from versus_baseline import our_scores, run_ours
+from versus_baseline import our_scores, run_ours, timed
 
 from asd.data.synthetic.machines import DEVELOPMENT_TYPES
 from asd.evaluation.metrics import harmonic_mean
+from asd.jobs import config_dir
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "conf" / "experiment"
 DCASE_COPY = ("dcase2024", "synthetic_dcase")  # data and machine configs that read a copy as it is
+DCASE_OVERRIDES = (f"data={DCASE_COPY[0]}", f"machine={DCASE_COPY[1]}")
 BASELINE = "official baseline (MSE, its seed 13711)"
 
 
@@ -46,6 +53,54 @@ def needs_pretrained_weights(experiment: str) -> bool:
 def trainable_experiments() -> list[str]:
     """Every recipe that trains (or fits) from the data alone."""
     return [path.stem for path in sorted(EXPERIMENTS.glob("*.yaml")) if not needs_pretrained_weights(path.stem)]
+
+
+def recipe_config(experiment: str, config: str = "train", overrides: tuple[str, ...] = ()) -> DictConfig:
+    """A config composed as a user's command composes it (unresolved), with Hydra's group choices."""
+    with initialize_config_dir(config_dir(), version_base=None):
+        return compose(
+            config,
+            overrides=[*overrides, *([f"experiment={experiment}"] if experiment else [])],
+            return_hydra_config=True,
+        )
+
+
+def shared_trainings(experiments: list[str]) -> dict[str, str]:
+    """{recipe: the earlier recipe of ``experiments`` it differs from by its back-end alone} — its network,
+    data and training are that recipe's, so its score is that recipe's runs scored again."""
+    trained: dict[str, str] = {}
+    shared = {}
+    for experiment in experiments:
+        config = OmegaConf.to_container(recipe_config(experiment, overrides=DCASE_OVERRIDES), resolve=False)
+        for key in ("backend", "hydra"):
+            config.pop(key)
+        training = json.dumps(config, sort_keys=True, default=str)
+        if training in trained:
+            shared[experiment] = trained[training]
+        else:
+            trained[training] = experiment
+    return shared
+
+
+def backend_overrides(experiment: str) -> list[str]:
+    """``asd.score`` overrides that give the recipe's back-end: its group, then each value the recipe sets
+    apart from the group's own."""
+    recipe = recipe_config(experiment, overrides=DCASE_OVERRIDES)
+    group = recipe.hydra.runtime.choices["backend"]
+    default = OmegaConf.to_container(recipe_config(None, "score", (f"backend={group}",)).backend, resolve=False)
+    chosen = OmegaConf.to_container(recipe.backend, resolve=False)
+    values = [f"backend.{key}={json.dumps(value)}" for key, value in chosen.items() if default.get(key) != value]
+    return [f"backend={group}", *values]
+
+
+def score_ours(experiment: str, trained_run: Path, seed: int, work: Path) -> Path:
+    """The recipe's back-end refitted on ``trained_run``'s saved representations (``asd.score``)."""
+    run_dir = work / "ours" / experiment / f"s{seed}"
+    time_file = run_dir.parent / f"s{seed}.time"
+    if not time_file.is_file():
+        command = [sys.executable, "-m", "asd.score", str(trained_run), *backend_overrides(experiment)]
+        timed([*command, f"hydra.run.dir={run_dir}"], time_file, run_dir.parent / f"s{seed}.log")
+    return run_dir
 
 
 def baseline_result(seed_work: Path, machines: list[str]) -> dict:
@@ -120,10 +175,20 @@ def main(argv: list[str] | None = None) -> None:
     machines = list(DEVELOPMENT_TYPES)
     results: dict[str, dict[int, dict]] = {BASELINE: {13711: baseline_result(seed_work, machines)}}
     _, results[ASDKIT] = asdkit_runs(args.asdkit_tool, root, machines, seeds, seed_work, None)
+    shared = shared_trainings(experiments)
     for experiment in experiments:
-        results[f"ours: {experiment}"] = {
-            seed: our_scores(run_ours(experiment, DCASE_COPY, root, None, seed, seed_work)) for seed in seeds
-        }
+        if experiment in shared:
+            trained = shared[experiment]
+            runs = {}
+            for seed in seeds:
+                run = our_scores(score_ours(experiment, seed_work / "ours" / trained / f"s{seed}", seed, seed_work))
+                run["seconds"] += results[f"ours: {trained}"][seed]["seconds"]
+                runs[seed] = run
+            results[f"ours: {experiment} ({trained}'s trainings)"] = runs
+        else:
+            results[f"ours: {experiment}"] = {
+                seed: our_scores(run_ours(experiment, DCASE_COPY, root, None, seed, seed_work)) for seed in seeds
+            }
         print(f"{experiment} done", flush=True)
     table, per_type = ranking(results, machines)
     print(f"\n## Official score (%), dcase profile, generator seed {args.data_seed} ({root})\n")

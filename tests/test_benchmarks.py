@@ -300,8 +300,11 @@ def test_rank_dcase_orders_our_recipes_beside_both_peers_on_a_calibrations_copy(
     _our_run(seed_work, "ae_mse", 1, dict.fromkeys(DCASE_TYPES, 60.0), official=60.0, seconds=300)
     _our_run(seed_work, "mfn_arcface_knn", 0, dict.fromkeys(DCASE_TYPES, 95.0), official=95.0, seconds=10)
     _our_run(seed_work, "mfn_arcface_knn", 1, dict.fromkeys(DCASE_TYPES, 93.0), official=93.0, seconds=10)
+    # scored on ae_mse's trainings (asd.score's runs, read back): a run costs the training and the scoring
+    _our_run(seed_work, "ae_mahalanobis", 0, dict.fromkeys(DCASE_TYPES, 40.0), official=40.0, seconds=5)
+    _our_run(seed_work, "ae_mahalanobis", 1, dict.fromkeys(DCASE_TYPES, 40.0), official=40.0, seconds=7)
     done = subprocess.run(
-        [*rank, "--experiments", "ae_mse,mfn_arcface_knn"], capture_output=True, text=True, timeout=120
+        [*rank, "--experiments", "ae_mse,mfn_arcface_knn,ae_mahalanobis"], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
     table = done.stdout.split("## Score per machine type")[0]
@@ -309,14 +312,32 @@ def test_rank_dcase_orders_our_recipes_beside_both_peers_on_a_calibrations_copy(
     # ours 94; ASDKit 85 (90 at seed 0, the calibration's run; 80 at seed 1, run here); the baseline 58.57; ours 55
     baseline = 100 * scipy.stats.hmean([0.6, 0.4, 0.6] + [0.6] * 18)
     expected = ["ours: mfn_arcface_knn", "ASDKit: dis_spec_scac_trainable", "official baseline", "ours: ae_mse"]
-    assert [line.split()[0] for line in ranked] == ["1", "2", "3", "4"]
+    expected += ["ours: ae_mahalanobis (ae_mse's trainings)"]
+    assert [line.split()[0] for line in ranked] == ["1", "2", "3", "4", "5"]
     assert all(system in line for system, line in zip(expected, ranked))
     assert "50.00 60.00" in ranked[3] and f"{55 - 85:.2f}" in ranked[3] and f"{55 - baseline:.2f}" in ranked[3]
     assert ranked[3].split()[-1] == "200.00"  # seconds of a run: the mean of 100 and 300
+    assert ranked[4].split()[-1] == "206.00"  # ae_mse's 200 and its own scoring's 6
     assert ranked[2].split()[-4] == "-"  # the baseline's one run has no spread
     assert (seed_work / "asdkit" / "s1.time").is_file()
     refused = subprocess.run([*rank, "--experiments", "beats_lora"], capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "beats_lora need pretrained weights" in refused.stderr
+
+
+def test_rank_dcase_scores_a_recipe_that_differs_by_its_backend_alone_on_the_earlier_recipes_runs():
+    sys.path.insert(0, str(RANK_SCRIPT.parent))
+    from rank_dcase import DCASE_OVERRIDES, backend_overrides, recipe_config, shared_trainings, trainable_experiments
+
+    recipes = ["ae_mse", "mfn_arcface_knn", "ae_standardised_fusion", "multibranch_sc_adacos_knn"]
+    recipes += ["mfn_adaproj_knn", "multibranch_sc_adacos_fusion", "multibranch_multispec_sc_adacos_knn"]
+    assert shared_trainings(recipes) == {
+        "ae_standardised_fusion": "ae_mse",
+        "multibranch_sc_adacos_fusion": "multibranch_sc_adacos_knn",
+    }
+    # asd.score with these overrides refits exactly the back-end the recipe's own training would fit
+    for recipe in trainable_experiments():
+        scored = recipe_config(None, "score", tuple(backend_overrides(recipe))).backend
+        assert scored == recipe_config(recipe, overrides=DCASE_OVERRIDES).backend, recipe
 
 
 def test_rank_dcase_by_default_ranks_every_recipe_that_needs_no_weights():
