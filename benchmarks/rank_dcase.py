@@ -55,8 +55,9 @@ def trainable_experiments() -> list[str]:
     return [path.stem for path in sorted(EXPERIMENTS.glob("*.yaml")) if not needs_pretrained_weights(path.stem)]
 
 
-def recipe_config(experiment: str, config: str = "train", overrides: tuple[str, ...] = ()) -> DictConfig:
-    """A config composed as a user's command composes it (unresolved), with Hydra's group choices."""
+def recipe_config(experiment: str | None, config: str = "train", overrides: tuple[str, ...] = ()) -> DictConfig:
+    """A config composed as a user's command composes it (unresolved), with Hydra's group choices; no
+    ``experiment`` composes ``config`` with ``overrides`` alone."""
     with initialize_config_dir(config_dir(), version_base=None):
         return compose(
             config,
@@ -69,7 +70,7 @@ def shared_trainings(experiments: list[str]) -> dict[str, str]:
     """{recipe: the earlier recipe of ``experiments`` it differs from by its back-end alone} — its network,
     data and training are that recipe's, so its score is that recipe's runs scored again."""
     trained: dict[str, str] = {}
-    shared = {}
+    shared: dict[str, str] = {}
     for experiment in experiments:
         config = OmegaConf.to_container(recipe_config(experiment, overrides=DCASE_OVERRIDES), resolve=False)
         for key in ("backend", "hydra"):
