@@ -94,12 +94,12 @@ def backend_overrides(experiment: str) -> list[str]:
     return [f"backend={group}", *values]
 
 
-def score_ours(experiment: str, trained_run: Path, seed: int, work: Path) -> Path:
-    """The recipe's back-end refitted on ``trained_run``'s saved representations (``asd.score``)."""
+def score_ours(experiment: str, backend: list[str], trained_run: Path, seed: int, work: Path) -> Path:
+    """The recipe's back-end (``backend_overrides``) refitted on ``trained_run``'s saved representations."""
     run_dir = work / "ours" / experiment / f"s{seed}"
     time_file = run_dir.parent / f"s{seed}.time"
     if not time_file.is_file():
-        command = [sys.executable, "-m", "asd.score", str(trained_run), *backend_overrides(experiment)]
+        command = [sys.executable, "-m", "asd.score", str(trained_run), *backend]
         timed([*command, f"hydra.run.dir={run_dir}"], time_file, run_dir.parent / f"s{seed}.log")
     return run_dir
 
@@ -179,10 +179,11 @@ def main(argv: list[str] | None = None) -> None:
     shared = shared_trainings(experiments)
     for experiment in experiments:
         if experiment in shared:
-            trained = shared[experiment]
+            trained, backend = shared[experiment], backend_overrides(experiment)
             runs = {}
             for seed in seeds:
-                run = our_scores(score_ours(experiment, seed_work / "ours" / trained / f"s{seed}", seed, seed_work))
+                trained_run = seed_work / "ours" / trained / f"s{seed}"
+                run = our_scores(score_ours(experiment, backend, trained_run, seed, seed_work))
                 run["seconds"] += results[f"ours: {trained}"][seed]["seconds"]
                 runs[seed] = run
             results[f"ours: {experiment} ({trained}'s trainings)"] = runs
