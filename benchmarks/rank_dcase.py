@@ -11,7 +11,8 @@ not (``asdkit/s<seed>/``) and each of our recipes at each seed (``ours/<experime
 seed=<seed>``, the copy read as it is; a recipe that differs from an earlier one of the list by its back-end
 alone is not trained again but scored on that recipe's runs, ``python -m asd.score <run> backend=<its back-end>``:
 the same network at the same seed, as a user's ``asd.score -m`` does, its seconds the training's plus its
-scoring's), then prints one table ordered by mean official score — each
+scoring's; ``--ensembles a+b`` combines recipes a and b of the list at each seed with ``python -m asd.ensemble``,
+its seconds the members' plus its own), then prints one table ordered by mean official score — each
 seed's score, mean ± standard deviation, the difference from ASDKit and from the baseline, the seconds
 of a run — and the score per machine type. Finished runs are read back, not run again. Recipes whose
 encoder needs pretrained weights are refused: no weights reach these machines, and a randomly
@@ -104,6 +105,26 @@ def score_ours(experiment: str, backend: list[str], trained_run: Path, seed: int
     return run_dir
 
 
+def ensemble_ours(members: list[str], seed: int, work: Path) -> Path:
+    """``python -m asd.ensemble`` of the members' runs at ``seed``: each run's scores z-normalised per section
+    on its own training scores, then averaged clip by clip."""
+    run_dir = work / "ours" / "+".join(members) / f"s{seed}"
+    time_file = run_dir.parent / f"s{seed}.time"
+    if not time_file.is_file():
+        runs = [str(work / "ours" / member / f"s{seed}") for member in members]
+        command = [sys.executable, "-m", "asd.ensemble", *runs, "--out", str(run_dir)]
+        timed(command, time_file, run_dir.parent / f"s{seed}.log")
+    return run_dir
+
+
+def ensemble_seconds(members: list[str], own: float, seconds: dict[str, float], shared: dict[str, str]) -> float:
+    """An ensemble's seconds: its own, each distinct training of its members once (``seconds`` holds each
+    recipe's run, training included), and the scoring of each member scored on another recipe's trainings."""
+    trainings = {shared.get(member, member) for member in members}
+    scorings = sum(seconds[member] - seconds[shared[member]] for member in members if member in shared)
+    return own + sum(seconds[training] for training in trainings) + scorings
+
+
 def baseline_result(seed_work: Path, machines: list[str]) -> dict:
     """The baseline's runs of a calibration seed as one run in % (its seed is fixed: one run a type)."""
     missing = [m for m in machines if not (seed_work / "baseline" / f"{m}.time").is_file()]
@@ -156,6 +177,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-seed", type=int, required=True, help="the generator seed to rank on")
     parser.add_argument("--seeds", default="0,1,2", help="training seeds of ASDKit and of each recipe")
     parser.add_argument("--experiments", help="comma-separated recipes (default: every one that needs no weights)")
+    parser.add_argument(
+        "--ensembles",
+        default="",
+        help="comma-separated '+'-joined recipes of --experiments, each combined at every seed with asd.ensemble",
+    )
     parser.add_argument("--asdkit-tool", type=Path, default=ASDKIT_TOOL)
     args = parser.parse_args(argv)
     try:
@@ -169,6 +195,10 @@ def main(argv: list[str] | None = None) -> None:
     pretrained = [e for e in experiments if needs_pretrained_weights(e)]
     if pretrained:
         parser.error(f"--experiments: {', '.join(pretrained)} need pretrained weights; a random encoder ranks nothing")
+    ensembles = [group.split("+") for group in args.ensembles.split(",") if group]
+    for members in ensembles:
+        if len(set(members)) < 2 or not set(members) <= set(experiments):
+            parser.error(f"--ensembles: {'+'.join(members)} is not two or more different recipes of --experiments")
     seed_work = args.calibration.resolve() / f"s{args.data_seed}"
     root = seed_work / "data"
     if not (root / "dev_data" / "raw").is_dir():
@@ -177,6 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, dict[int, dict]] = {BASELINE: {13711: baseline_result(seed_work, machines)}}
     _, results[ASDKIT] = asdkit_runs(args.asdkit_tool, root, machines, seeds, seed_work, None)
     shared = shared_trainings(experiments)
+    system_of: dict[str, str] = {}
     for experiment in experiments:
         if experiment in shared:
             trained, backend = shared[experiment], backend_overrides(experiment)
@@ -186,12 +217,22 @@ def main(argv: list[str] | None = None) -> None:
                 run = our_scores(score_ours(experiment, backend, trained_run, seed, seed_work))
                 run["seconds"] += results[f"ours: {trained}"][seed]["seconds"]
                 runs[seed] = run
-            results[f"ours: {experiment} ({trained}'s trainings)"] = runs
+            system_of[experiment] = f"ours: {experiment} ({trained}'s trainings)"
+            results[system_of[experiment]] = runs
         else:
-            results[f"ours: {experiment}"] = {
+            system_of[experiment] = f"ours: {experiment}"
+            results[system_of[experiment]] = {
                 seed: our_scores(run_ours(experiment, DCASE_COPY, root, None, seed, seed_work)) for seed in seeds
             }
         print(f"{experiment} done", flush=True)
+    for members in ensembles:
+        runs = {}
+        for seed in seeds:
+            run = our_scores(ensemble_ours(members, seed, seed_work))
+            seconds = {experiment: results[system][seed]["seconds"] for experiment, system in system_of.items()}
+            run["seconds"] = ensemble_seconds(members, run["seconds"], seconds, shared)
+            runs[seed] = run
+        results[f"ours: asd.ensemble of {' + '.join(members)}"] = runs
     table, per_type = ranking(results, machines)
     print(f"\n## Official score (%), dcase profile, generator seed {args.data_seed} ({root})\n")
     print(table.to_string(index=False, float_format="{:.2f}".format, na_rep="-"))

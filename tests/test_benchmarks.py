@@ -303,22 +303,33 @@ def test_rank_dcase_orders_our_recipes_beside_both_peers_on_a_calibrations_copy(
     # scored on ae_mse's trainings (asd.score's runs, read back): a run costs the training and the scoring
     _our_run(seed_work, "ae_mahalanobis", 0, dict.fromkeys(DCASE_TYPES, 40.0), official=40.0, seconds=5)
     _our_run(seed_work, "ae_mahalanobis", 1, dict.fromkeys(DCASE_TYPES, 40.0), official=40.0, seconds=7)
-    done = subprocess.run(
-        [*rank, "--experiments", "ae_mse,mfn_arcface_knn,ae_mahalanobis"], capture_output=True, text=True, timeout=120
-    )
+    # asd.ensemble's runs, read back: an ensemble costs its members' runs and its own 2 s
+    _our_run(seed_work, "mfn_arcface_knn+ae_mahalanobis", 0, dict.fromkeys(DCASE_TYPES, 70.0), official=70.0, seconds=2)
+    _our_run(seed_work, "mfn_arcface_knn+ae_mahalanobis", 1, dict.fromkeys(DCASE_TYPES, 70.0), official=70.0, seconds=2)
+    _our_run(seed_work, "ae_mse+ae_mahalanobis", 0, dict.fromkeys(DCASE_TYPES, 30.0), official=30.0, seconds=2)
+    _our_run(seed_work, "ae_mse+ae_mahalanobis", 1, dict.fromkeys(DCASE_TYPES, 30.0), official=30.0, seconds=2)
+    recipes = ["--experiments", "ae_mse,mfn_arcface_knn,ae_mahalanobis"]
+    ensembles = ["--ensembles", "mfn_arcface_knn+ae_mahalanobis,ae_mse+ae_mahalanobis"]
+    done = subprocess.run([*rank, *recipes, *ensembles], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     table = done.stdout.split("## Score per machine type")[0]
     ranked = [line for line in table.splitlines() if line.split() and line.split()[0].isdigit()]
-    # ours 94; ASDKit 85 (90 at seed 0, the calibration's run; 80 at seed 1, run here); the baseline 58.57; ours 55
+    # ours 94; ASDKit 85 (90 at seed 0, the calibration's run; 80 at seed 1, run here); an ensemble 70;
+    # the baseline 58.57; ours 55; 40; an ensemble 30
     baseline = 100 * scipy.stats.hmean([0.6, 0.4, 0.6] + [0.6] * 18)
-    expected = ["ours: mfn_arcface_knn", "ASDKit: dis_spec_scac_trainable", "official baseline", "ours: ae_mse"]
-    expected += ["ours: ae_mahalanobis (ae_mse's trainings)"]
-    assert [line.split()[0] for line in ranked] == ["1", "2", "3", "4", "5"]
+    expected = ["ours: mfn_arcface_knn", "ASDKit: dis_spec_scac_trainable"]
+    expected += ["ours: asd.ensemble of mfn_arcface_knn + ae_mahalanobis", "official baseline", "ours: ae_mse"]
+    expected += ["ours: ae_mahalanobis (ae_mse's trainings)", "ours: asd.ensemble of ae_mse + ae_mahalanobis"]
+    assert [line.split()[0] for line in ranked] == ["1", "2", "3", "4", "5", "6", "7"]
     assert all(system in line for system, line in zip(expected, ranked))
-    assert "50.00 60.00" in ranked[3] and f"{55 - 85:.2f}" in ranked[3] and f"{55 - baseline:.2f}" in ranked[3]
-    assert ranked[3].split()[-1] == "200.00"  # seconds of a run: the mean of 100 and 300
-    assert ranked[4].split()[-1] == "206.00"  # ae_mse's 200 and its own scoring's 6
-    assert ranked[2].split()[-4] == "-"  # the baseline's one run has no spread
+    assert "50.00 60.00" in ranked[4] and f"{55 - 85:.2f}" in ranked[4] and f"{55 - baseline:.2f}" in ranked[4]
+    assert ranked[4].split()[-1] == "200.00"  # seconds of a run: the mean of 100 and 300
+    assert ranked[5].split()[-1] == "206.00"  # ae_mse's 200 and its own scoring's 6
+    assert ranked[2].split()[-1] == "218.00"  # 2 + mfn_arcface_knn's 10 + ae_mahalanobis's 206 (its training's 200)
+    assert ranked[6].split()[-1] == "208.00"  # 2 + ae_mse's training 200, counted once, + ae_mahalanobis's scoring 6
+    assert ranked[3].split()[-4] == "-"  # the baseline's one run has no spread
+    stray = subprocess.run([*rank, *recipes, "--ensembles", "ae_mse+ae_fusion"], capture_output=True, text=True)
+    assert stray.returncode == 2 and "ae_mse+ae_fusion is not two or more different recipes" in stray.stderr
     assert (seed_work / "asdkit" / "s1.time").is_file()
     refused = subprocess.run([*rank, "--experiments", "beats_lora"], capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "beats_lora need pretrained weights" in refused.stderr
