@@ -217,3 +217,31 @@ def test_an_ensemble_of_an_earlier_version_is_read_through_its_members_txt(tmp_p
     scores_alone = tmp_path / "scores_alone"  # a folder of score files: no record, no config
     scores_alone.mkdir()
     assert read_run_record(scores_alone, required=False) is None
+
+
+def test_the_recommended_system_runs_as_the_readme_writes_it(run_cli, tmp_path):
+    """README: one multirun of the twin and ae_mahalanobis, then asd.ensemble of its jobs 0 and 1 (short
+    trainings here; the recipe lengths' ensemble: test_reliability.py's slow default-length test)."""
+    done = run_cli(
+        "asd.train",
+        "-m",
+        "experiment=multibranch_sc_adacos_knn,ae_mahalanobis",
+        "seed=0",
+        "machine=ToyHum",
+        "trainer.max_epochs=1",
+        "callbacks.epoch_evaluation=null",
+        "callbacks.progress_bar.refresh_rate=0",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    sweep = next((tmp_path / "logs" / "train" / "multiruns").iterdir())
+    chosen = [(sweep / job / ".hydra" / "overrides.yaml").read_text() for job in ("0", "1")]
+    assert "experiment=multibranch_sc_adacos_knn" in chosen[0] and "experiment=ae_mahalanobis" in chosen[1]
+    assert ensemble_cli([str(sweep / "0"), str(sweep / "1"), "--out", str(tmp_path / "twin_ae")]) == 0
+    (fused,) = read_clip_scores(tmp_path / "twin_ae" / "scores.csv")
+    members = [read_clip_scores(sweep / job / "scores.csv")[0] for job in ("0", "1")]
+    assert all(list(m.file_names) == list(fused.file_names) for m in members)
+    # the two families' scores differ, and the ensemble is neither member's
+    assert not np.allclose(members[0].scores, members[1].scores)
+    assert all(np.corrcoef(fused.scores, m.scores)[0, 1] < 1 - 1e-6 for m in members)
+    summary = pd.read_csv(tmp_path / "twin_ae" / "summary.csv")
+    assert "official score" in set(summary["machine"])
