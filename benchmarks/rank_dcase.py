@@ -95,26 +95,28 @@ def backend_overrides(experiment: str) -> list[str]:
     return [f"backend={group}", *values]
 
 
+def run_once(command: list[str], run_dir: Path) -> Path:
+    """``command``, which writes ``run_dir``, timed into ``<run_dir>.time`` — unless an earlier one finished."""
+    time_file = run_dir.parent / f"{run_dir.name}.time"
+    if not time_file.is_file():
+        timed(command, time_file, run_dir.parent / f"{run_dir.name}.log")
+    return run_dir
+
+
 def score_ours(experiment: str, backend: list[str], trained_run: Path, seed: int, work: Path) -> Path:
     """The recipe's back-end (``backend_overrides``) refitted on ``trained_run``'s saved representations."""
     run_dir = work / "ours" / experiment / f"s{seed}"
-    time_file = run_dir.parent / f"s{seed}.time"
-    if not time_file.is_file():
-        command = [sys.executable, "-m", "asd.score", str(trained_run), *backend]
-        timed([*command, f"hydra.run.dir={run_dir}"], time_file, run_dir.parent / f"s{seed}.log")
-    return run_dir
+    return run_once(
+        [sys.executable, "-m", "asd.score", str(trained_run), *backend, f"hydra.run.dir={run_dir}"], run_dir
+    )
 
 
 def ensemble_ours(members: list[str], seed: int, work: Path) -> Path:
     """``python -m asd.ensemble`` of the members' runs at ``seed``: each run's scores z-normalised per section
     on its own training scores, then averaged clip by clip."""
     run_dir = work / "ours" / "+".join(members) / f"s{seed}"
-    time_file = run_dir.parent / f"s{seed}.time"
-    if not time_file.is_file():
-        runs = [str(work / "ours" / member / f"s{seed}") for member in members]
-        command = [sys.executable, "-m", "asd.ensemble", *runs, "--out", str(run_dir)]
-        timed(command, time_file, run_dir.parent / f"s{seed}.log")
-    return run_dir
+    runs = [str(work / "ours" / member / f"s{seed}") for member in members]
+    return run_once([sys.executable, "-m", "asd.ensemble", *runs, "--out", str(run_dir)], run_dir)
 
 
 def ensemble_seconds(members: list[str], own: float, seconds: dict[str, float], shared: dict[str, str]) -> float:
@@ -215,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
             for seed in seeds:
                 trained_run = seed_work / "ours" / trained / f"s{seed}"
                 run = our_scores(score_ours(experiment, backend, trained_run, seed, seed_work))
-                run["seconds"] += results[f"ours: {trained}"][seed]["seconds"]
+                run["seconds"] += results[system_of[trained]][seed]["seconds"]
                 runs[seed] = run
             system_of[experiment] = f"ours: {experiment} ({trained}'s trainings)"
             results[system_of[experiment]] = runs
