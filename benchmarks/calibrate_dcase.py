@@ -42,7 +42,7 @@ from sklearn.metrics import roc_auc_score
 from versus_asdkit import ASDKIT_KNN_SMOTE, ASDKIT_TEST_SCORES, asdkit_scores, run_asdkit
 from versus_asdkit import SHARED_TOOL as ASDKIT_TOOL
 from versus_baseline import SHARED_TOOL as BASELINE_TOOL
-from versus_baseline import timed
+from versus_baseline import run_once
 
 from asd.data.filenames import parse_file_name
 from asd.data.synthetic import PROFILES, ensure_dataset
@@ -63,11 +63,8 @@ ASDKIT_LEAD = 0.04
 
 def run_baseline(tool: Path, root: Path, machine: str, work: Path) -> Path:
     out = work / "baseline" / machine
-    time_file = out.parent / f"{machine}.time"
-    if not time_file.is_file():
-        env = {"SCORE": "MSE", "SEED": str(BASELINE_SEED)}
-        timed(["bash", str(tool), str(root), machine, str(out)], time_file, out.parent / f"{machine}.log", env)
-    return out
+    env = {"SCORE": "MSE", "SEED": str(BASELINE_SEED)}
+    return run_once(["bash", str(tool), str(root), machine, str(out)], out, env)
 
 
 def baseline_sections(out: Path) -> dict:

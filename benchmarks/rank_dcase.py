@@ -33,7 +33,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 from versus_asdkit import ASDKIT
 from versus_asdkit import SHARED_TOOL as ASDKIT_TOOL
-from versus_baseline import our_scores, run_ours, timed
+from versus_baseline import our_scores, run_once, run_ours
 
 from asd.data.synthetic.machines import DEVELOPMENT_TYPES
 from asd.evaluation.metrics import harmonic_mean
@@ -93,14 +93,6 @@ def backend_overrides(experiment: str) -> list[str]:
     chosen = OmegaConf.to_container(recipe.backend, resolve=False)
     values = [f"backend.{key}={json.dumps(value)}" for key, value in chosen.items() if default.get(key) != value]
     return [f"backend={group}", *values]
-
-
-def run_once(command: list[str], run_dir: Path) -> Path:
-    """``command``, which writes ``run_dir``, timed into ``<run_dir>.time`` — unless an earlier one finished."""
-    time_file = run_dir.parent / f"{run_dir.name}.time"
-    if not time_file.is_file():
-        timed(command, time_file, run_dir.parent / f"{run_dir.name}.log")
-    return run_dir
 
 
 def score_ours(experiment: str, backend: list[str], trained_run: Path, seed: int, work: Path) -> Path:

@@ -44,9 +44,9 @@ from versus_baseline import (
     comparison_plan,
     our_scores,
     print_comparison,
+    run_once,
     run_ours,
     tables,
-    timed,
 )
 
 SHARED_TOOL = Path(__file__).resolve().parents[2] / "shared" / "tools" / "run_asdkit.sh"
@@ -56,11 +56,8 @@ ASDKIT_SCORE = re.compile(r"^ASDKIT official_score=([0-9.]+)", re.MULTILINE)
 
 def run_asdkit(tool: Path, root: Path, machines: list[str], seed: int, work: Path, epochs: int | None) -> Path:
     out = work / "asdkit" / f"s{seed}"
-    time_file = out.parent / f"s{seed}.time"
-    if not time_file.is_file():
-        command = ["bash", str(tool), str(root), ",".join(machines), str(out), str(seed)]
-        timed(command + ([str(epochs)] if epochs else []), time_file, out.parent / f"s{seed}.log")
-    return out
+    command = ["bash", str(tool), str(root), ",".join(machines), str(out), str(seed)]
+    return run_once(command + ([str(epochs)] if epochs else []), out)
 
 
 def asdkit_scores(out: Path) -> dict:

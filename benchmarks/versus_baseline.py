@@ -50,12 +50,17 @@ def timed(command: list[str], time_file: Path, log: Path, env: dict[str, str] | 
     time_file.write_text(f"{time.perf_counter() - start:.1f}\n")
 
 
+def run_once(command: list[str], run_dir: Path, env: dict[str, str] | None = None) -> Path:
+    """``command``, which writes ``run_dir``, timed into ``<run_dir>.time`` — unless an earlier one finished."""
+    time_file = run_dir.parent / f"{run_dir.name}.time"
+    if not time_file.is_file():
+        timed(command, time_file, run_dir.parent / f"{run_dir.name}.log", env)
+    return run_dir
+
+
 def run_baseline(tool: Path, root: Path, machine: str, seed: int, work: Path) -> None:
     out = work / "baseline" / f"s{seed}" / machine
-    time_file = out.parent / f"{machine}.time"
-    if not time_file.is_file():
-        env = {"SCORE": "BOTH", "SEED": str(seed)}
-        timed(["bash", str(tool), str(root), machine, str(out)], time_file, out.parent / f"{machine}.log", env)
+    run_once(["bash", str(tool), str(root), machine, str(out)], out, {"SCORE": "BOTH", "SEED": str(seed)})
 
 
 def baseline_scores(work: Path, seed: int, machines: list[str]) -> dict[str, dict]:
@@ -86,18 +91,14 @@ def run_ours(
     """One of our recipes trained and tested on ``root`` with the (data, machine) ``configs``; the generator
     seed ``data_seed`` (re)generates the data where it is missing, None reads ``root`` as it is."""
     run_dir = work / "ours" / experiment / f"s{seed}"
-    time_file = run_dir.parent / f"s{seed}.time"
-    if not time_file.is_file():
-        data, machine = configs
-        command = [sys.executable, "-m", "asd.train", f"experiment={experiment}", f"data={data}"]
-        command += [f"machine={machine}", f"data.root={root}", f"seed={seed}"]
-        command += [f"data.synthetic.seed={data_seed}"] if data_seed is not None else []
-        command += list(overrides)
-        # tested once at the end, as the baseline is: no test AUC every few epochs in TensorBoard
-        command += ["callbacks.epoch_evaluation=null", "callbacks.progress_bar.refresh_rate=0"]
-        command += [f"hydra.run.dir={run_dir}"]
-        timed(command, time_file, run_dir.parent / f"s{seed}.log")
-    return run_dir
+    data, machine = configs
+    command = [sys.executable, "-m", "asd.train", f"experiment={experiment}", f"data={data}"]
+    command += [f"machine={machine}", f"data.root={root}", f"seed={seed}"]
+    command += [f"data.synthetic.seed={data_seed}"] if data_seed is not None else []
+    command += list(overrides)
+    # tested once at the end, as the baseline is: no test AUC every few epochs in TensorBoard
+    command += ["callbacks.epoch_evaluation=null", "callbacks.progress_bar.refresh_rate=0"]
+    return run_once([*command, f"hydra.run.dir={run_dir}"], run_dir)
 
 
 def our_scores(run_dir: Path) -> dict:
