@@ -25,6 +25,11 @@ difference after the optimiser's step.
 under ``--work``'s ``asdkit/``) with our recipe's back-end and prints, per machine type, the largest
 difference from ASDKit's own kNN + SMOTE scores of them, and both official scores. ASDKit's distance is
 the Euclidean one of unit vectors, halved: sqrt(2 (1 - cos)) / 2 of our cosine distance, the same order.
+
+``--check-trained <ASDKit run>`` loads the network ASDKit trained in one of its runs (its last checkpoint)
+into our module and runs our side of everything after training on the same data (our reading of the clips,
+our embedding, our recipe's back-end, our evaluation): its official score beside ASDKit's own of that
+network. Equal, a gap between the programs lies in the training.
 """
 
 from __future__ import annotations
@@ -211,6 +216,58 @@ def check_backend(asdkit_run: Path, experiment: str) -> float:
     return largest
 
 
+#: where an ASDKit run leaves its trained network's last weights
+ASDKIT_LAST_CHECKPOINT = "work/results/**/model/all/checkpoints/last.ckpt"
+
+
+def check_trained(asdkit_run: Path, experiment: str, root: Path) -> float:
+    """ASDKit's trained network (the last checkpoint of one of its runs) loaded into our module and run
+    through our side of everything after training, on the run's data ``root``: our reading of the clips,
+    our module's embedding (tiled from the start, in eval mode), our recipe's back-end and our
+    evaluation. Prints its official score beside ASDKit's own of the same network; returns ours (%)."""
+    import torch
+    from hydra import compose, initialize_config_dir
+
+    from asd.backends.base import build_backend
+    from asd.data.audio import load_audio
+    from asd.data.index import index_machine
+    from asd.evaluation.metrics import official_score, section_metrics
+    from asd.models.multibranch import MultiBranchModule
+    from asd.train import config_dir
+
+    checkpoints = sorted(asdkit_run.glob(ASDKIT_LAST_CHECKPOINT))
+    if len(checkpoints) != 1:
+        sys.exit(f"{asdkit_run}: expected one {ASDKIT_LAST_CHECKPOINT}, found {len(checkpoints)}")
+    saved = torch.load(checkpoints[0], map_location="cpu", weights_only=False)["state_dict"]
+    names = [n for n in saved if n.startswith("extractor.")]
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        backend_config = compose("train", overrides=[f"experiment={experiment}"]).backend
+    module = MultiBranchModule(build_backend(backend_config)).eval()
+    ours = list(module.network.state_dict())
+    module.network.load_state_dict(dict(zip(ours, [saved[names[i]] for i in asdkit_order(names)], strict=True)))
+
+    def embed(clips) -> list:
+        with torch.no_grad():
+            return [row.numpy() for row in module.representations({"waveform": [load_audio(c.path) for c in clips]})]
+
+    metrics = []
+    for machine in sorted(p.name for p in (root / "dev_data" / "raw").iterdir() if p.is_dir()):
+        clips = index_machine(root, "dev", machine)
+        train = [c for c in clips if c.info.split == "train"]
+        test = [c for c in clips if c.info.split == "test"]
+        backend = build_backend(backend_config)
+        backend.fit(embed(train), [c.info.domain for c in train], [c.info.section for c in train])
+        scores = backend.score(embed(test), [c.info.section for c in test])
+        labels = [int(c.info.label == "anomaly") for c in test]
+        domains = [int(c.info.domain == "target") for c in test]
+        metrics.append(section_metrics(labels, scores, domains, [0] * len(test), machine))
+        print(f"{machine}: {len(train)} training clips, {len(test)} test clips embedded", flush=True)
+    score = 100 * official_score(metrics)
+    theirs = asdkit_scores(asdkit_run)["official"]
+    print(f"ASDKit's trained network: official score through our pipeline {score:.2f}, ASDKit's own {theirs:.2f}")
+    return score
+
+
 def check_step(python: Path, source: Path) -> float:
     """One training step of both programs, in float64, from the same weights on the same clips and
     classes (ASDKit: its network, its SC-AdaCos with trainable centres at a fixed scale, AdamW as its
@@ -269,6 +326,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--check-backend", type=Path, metavar="ASDKIT_RUN", help="our back-end on an ASDKit run's embeddings, then stop"
     )
+    parser.add_argument(
+        "--check-trained", type=Path, metavar="ASDKIT_RUN", help="an ASDKit run's trained network through our pipeline"
+    )
     venv = Path(os.environ.get("ASDKIT_VENV", "/tmp/asdkit-venv"))
     parser.add_argument("--asdkit-python", type=Path, default=venv / "bin" / "python")
     parser.add_argument("--asdkit-source", type=Path, default=Path(os.environ.get("ASDKIT_SRC", "/tmp/asdkit/src")))
@@ -281,6 +341,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.check_backend:
         check_backend(args.check_backend, args.experiments.split(",")[0])
+        return
+    if args.check_trained:
+        # the data the ASDKit run read, as it is: --data-root, or the profile's generated copy
+        root = args.data_root or comparison_plan(args)[2]
+        check_trained(args.check_trained, args.experiments.split(",")[0], root)
         return
     if args.work is None:
         parser.error("--work is required")

@@ -284,6 +284,71 @@ def test_versus_asdkit_check_backend_scores_asdkits_embeddings_as_asdkit_does(tm
     assert official.split("ASDKit's back-end ")[1].split(",")[0] != official.split(") ")[1].strip()
 
 
+def _asdkit_run_with_network(run: Path, network, official: float) -> None:
+    """A folder as an ASDKit run leaves it, with ``network``'s weights as its last checkpoint (ASDKit keeps
+    the network under ``extractor.``) and ``official`` as its own score."""
+    import torch
+
+    checkpoints = run / "work" / "results" / "recipe" / "model" / "all" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    state = {f"extractor.{name}": tensor for name, tensor in network.state_dict().items()}
+    torch.save({"state_dict": {**state, "head_dict.main.W": torch.zeros(256, 32)}}, checkpoints / "last.ckpt")
+    (run.parent / f"{run.name}.log").write_text(f"ASDKIT official_score={official / 100}\n")
+    (run.parent / f"{run.name}.time").write_text("100\n")
+    pd.DataFrame({"machine": ["ToyHum"], "official": [official / 100]}).to_csv(run / "official_scores.csv")
+    (run / "timing.json").write_text(json.dumps({"train_s": 32.0, "epochs": 16}))
+
+
+def test_versus_asdkit_check_trained_scores_asdkits_network_through_our_pipeline(tmp_path):
+    """--check-trained on an ASDKit run folder and the run's data: the network's clips, tiled to 12 s from
+    their start and embedded here, scored by ASDKit's kNN + SMOTE as written here, give the score the
+    check prints for our pipeline; a missing checkpoint is an error naming the run."""
+    import soundfile as sf
+    import torch
+
+    from asd.evaluation.metrics import official_score, section_metrics
+    from asd.models.multibranch import MultiBranchNetwork
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "data" / "dev_data" / "raw" / "ToyHum"
+    clips = {}  # name: (split, domain, anomalous)
+    for i in range(23):  # 20 source, 3 target: SMOTE at ratio 0.2 with 2 neighbours needs both
+        clips[f"section_00_{'target' if i >= 20 else 'source'}_train_normal_{i:04d}_a_1.wav"] = ("train", i >= 20, 0)
+    for i, (domain, label) in enumerate([(d, a) for d in ("source", "target") for a in ("normal", "anomaly")] * 3):
+        clips[f"section_00_{domain}_test_{label}_{i:04d}_a_1.wav"] = ("test", domain == "target", label == "anomaly")
+    waves = {}
+    for name, (split, target, anomalous) in clips.items():
+        (folder / split).mkdir(parents=True, exist_ok=True)
+        # anomalies 5 Hz off in loud noise: scores between the extremes, so that the target clips' oversampling
+        # (and any other step of the pipeline) shows in the official score
+        tone = np.sin(2 * np.pi * (300 + 200 * target + 5 * anomalous) * np.arange(8000) / 16000)
+        waves[name] = (0.3 * tone + 0.3 * rng.normal(size=8000)).astype(np.float32)
+        sf.write(folder / split / name, waves[name], 16000, subtype="FLOAT")
+    torch.manual_seed(0)
+    network = MultiBranchNetwork(192000).eval()
+    with torch.no_grad():
+        embed = {n: network(torch.from_numpy(np.tile(w, 24))[None])[0].numpy() for n, w in waves.items()}
+    train = [n for n in sorted(clips) if clips[n][0] == "train"]
+    test = [n for n in sorted(clips) if clips[n][0] == "test"]
+    scores = _asdkit_style_scores(
+        np.array([embed[n] for n in train]),
+        np.array([int(clips[n][1]) for n in train]),
+        np.array([embed[n] for n in test]),
+    )
+    labels, domains = [int(clips[n][2]) for n in test], [int(clips[n][1]) for n in test]
+    expected = 100 * official_score([section_metrics(labels, scores, domains, [0] * len(test))])
+    run = tmp_path / "work" / "asdkit" / "s0"
+    command = [sys.executable, str(ASDKIT_SCRIPT), "--check-trained", str(run), "--data-root", str(tmp_path / "data")]
+    run.mkdir(parents=True)
+    missing = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert missing.returncode != 0 and str(run) in missing.stderr and "last.ckpt" in missing.stderr
+    _asdkit_run_with_network(run, network, official=77.0)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    printed = done.stdout.split("through our pipeline ")[1]
+    assert 60 < expected < 99 and printed.split(",")[0] == f"{expected:.2f}" and "ASDKit's own 77.00" in printed
+
+
 RANK_SCRIPT = SCRIPT.parent / "rank_dcase.py"
 DCASE_TYPES = ("fan", "pump", "gearbox", "bearing", "slider", "valve", "ToyCar")
 
