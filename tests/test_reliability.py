@@ -100,11 +100,13 @@ DECISION_CASES = {
 AE_DECISION_BACKENDS = ["mse", "selective_mahalanobis", "mahalanobis"]
 
 
-def _check_decision_rates(case: str, section) -> None:
+def _check_decision_rates(case: str, section, fewest_false_alarms: float = 0.02) -> None:
     normal_source = (section.labels == 0) & (section.domains == 0)
     false_alarms = section.decisions[normal_source].mean()
     # thresholds are the 90th percentile of normal training scores: about 10 % false alarms, not 100 %
-    assert 0.02 <= false_alarms <= 0.40, f"{case}: {false_alarms:.0%} of normal source clips decided anomalous"
+    assert fewest_false_alarms <= false_alarms <= 0.40, (
+        f"{case}: {false_alarms:.0%} of normal source clips decided anomalous"
+    )
     assert section.decisions[section.labels == 1].mean() > section.decisions[section.labels == 0].mean()
 
 
@@ -115,9 +117,15 @@ def test_decisions_use_thresholds_fitted_out_of_sample(case, make_cfg, tiny_wav2
     overrides = list(DECISION_CASES[case])
     if case.startswith("pretrained"):
         overrides.append(f"encoder.path={tiny_wav2vec2}")
-    _, objects = train(make_cfg("machine=ToyRotor", "callbacks.epoch_evaluation=null", *overrides))
+    cfg = make_cfg("machine=ToyRotor", "callbacks.epoch_evaluation=null", *overrides)
+    _, objects = train(cfg)
     (section,) = objects["sections"]
-    _check_decision_rates(case, section)
+    # the thresholds' own clips: their out-of-sample scores put about a tenth of them above it (in-sample kNN
+    # distances of 0 would put all). On the 25 normal source test clips of a 4-epoch network, none above it is
+    # a likely draw (mfn+knn's, with the dependencies installed on 2026-12-06), so there only the upper bound holds
+    training = pd.read_csv(Path(cfg.paths.output_dir) / "training_scores.csv")
+    assert 0.02 <= training["decision"].mean() <= 0.25, f"{case}: {training['decision'].mean():.0%} of training clips"
+    _check_decision_rates(case, section, fewest_false_alarms=0.0)
 
 
 def test_each_ae_backends_decisions_use_thresholds_fitted_out_of_sample(make_cfg):
