@@ -230,7 +230,7 @@ def check_trained(asdkit_run: Path, experiment: str, root: Path) -> float:
 
     from asd.backends.base import build_backend
     from asd.data.audio import load_audio
-    from asd.data.index import index_machine
+    from asd.data.index import index_machine, list_machines
     from asd.evaluation.metrics import official_score, section_metrics
     from asd.models.multibranch import MultiBranchModule
     from asd.train import config_dir
@@ -250,8 +250,11 @@ def check_trained(asdkit_run: Path, experiment: str, root: Path) -> float:
         with torch.no_grad():
             return [row.numpy() for row in module.representations({"waveform": [load_audio(c.path) for c in clips]})]
 
+    machines = list_machines(root, "dev")
+    if not machines:
+        sys.exit(f"{root}: no dev_data/raw/<machine type> folders (--data-root: the data the ASDKit run read)")
     metrics = []
-    for machine in sorted(p.name for p in (root / "dev_data" / "raw").iterdir() if p.is_dir()):
+    for machine in machines:
         clips = index_machine(root, "dev", machine)
         train = [c for c in clips if c.info.split == "train"]
         test = [c for c in clips if c.info.split == "test"]

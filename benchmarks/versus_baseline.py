@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from asd.data.index import list_machines
 from asd.data.synthetic import ensure_dataset
 from asd.evaluation.metrics import harmonic_mean
 from asd.run_directory import SUMMARY
@@ -161,7 +162,7 @@ def comparison_plan(args) -> tuple[list[int], list[str], Path, list[str]]:
     data, _ = PROFILES[args.profile]
     root = args.data_root or Path("data") / (data + (f"_{args.data_seed}" if args.data_seed else ""))
     root = ensure_dataset(root.resolve(), seed=args.data_seed, profile=args.profile)
-    machines = sorted(p.name for p in (root / "dev_data" / "raw").iterdir() if p.is_dir())
+    machines = list_machines(root, "dev")
     return seeds, experiments, root, machines
 
 
