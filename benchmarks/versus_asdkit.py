@@ -187,6 +187,7 @@ def check_backend(asdkit_run: Path, experiment: str) -> float:
     from asd.backends.base import build_backend
     from asd.evaluation.metrics import official_score, section_metrics
     from asd.train import config_dir
+    from asd.vocabulary import section_key
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         backend_config = compose("train", overrides=[f"experiment={experiment}"]).backend
@@ -201,8 +202,14 @@ def check_backend(asdkit_run: Path, experiment: str) -> float:
             sys.exit(f"{folder}: test_score.csv and test_extract.npz list different clips")
         backend = build_backend(backend_config)
         domains = ["target" if t else "source" for t in train["is_target"]]
-        backend.fit([row[None] for row in train["embed"]], domains, [0] * len(domains))
-        ours = backend.score([row[None] for row in test["embed"]], [0] * len(test["embed"]))
+        backend.fit(
+            [row[None] for row in train["embed"]],
+            domains,
+            [section_key(folder.name, f"{s:02d}") for s in train["section"]],
+        )
+        ours = backend.score(
+            [row[None] for row in test["embed"]], [section_key(folder.name, f"{s:02d}") for s in test["section"]]
+        )
         difference = np.abs(np.sqrt(2 * np.maximum(ours, 0)) / 2 - theirs[ASDKIT_KNN_SMOTE].to_numpy()).max()
         largest = max(largest, difference)
         labels, no_decisions = 1 - test["is_normal"], np.zeros(len(ours), int)
@@ -231,9 +238,11 @@ def check_trained(asdkit_run: Path, experiment: str, root: Path) -> float:
     from asd.backends.base import build_backend
     from asd.data.audio import load_audio
     from asd.data.index import index_machine, list_machines
-    from asd.evaluation.metrics import official_score, section_metrics
+    from asd.evaluation.metrics import year_official_score
+    from asd.evaluation.results import section_results
     from asd.models.multibranch import MultiBranchModule
     from asd.train import config_dir
+    from asd.vocabulary import section_key
 
     checkpoints = sorted(asdkit_run.glob(ASDKIT_LAST_CHECKPOINT))
     if len(checkpoints) != 1:
@@ -253,19 +262,24 @@ def check_trained(asdkit_run: Path, experiment: str, root: Path) -> float:
     machines = list_machines(root, "dev")
     if not machines:
         sys.exit(f"{root}: no dev_data/raw/<machine type> folders (--data-root: the data the ASDKit run read)")
-    metrics = []
+    sections = []
     for machine in machines:
         clips = index_machine(root, "dev", machine)
         train = [c for c in clips if c.info.split == "train"]
         test = [c for c in clips if c.info.split == "test"]
         backend = build_backend(backend_config)
-        backend.fit(embed(train), [c.info.domain for c in train], [c.info.section for c in train])
-        scores = backend.score(embed(test), [c.info.section for c in test])
-        labels = [int(c.info.label == "anomaly") for c in test]
-        domains = [int(c.info.domain == "target") for c in test]
-        metrics.append(section_metrics(labels, scores, domains, [0] * len(test), machine))
+        backend.fit(
+            embed(train),
+            [c.info.domain for c in train],
+            [section_key(c.info.machine, c.info.section_id) for c in train],
+        )
+        scores = backend.score(embed(test), [section_key(c.info.machine, c.info.section_id) for c in test])
+        # decisions 0: the official score does not read them
+        sections += section_results(
+            [c.info for c in test], dict(enumerate(zip(scores, [0] * len(test), [0] * len(test)))), True
+        ).values()
         print(f"{machine}: {len(train)} training clips, {len(test)} test clips embedded", flush=True)
-    score = 100 * official_score(metrics)
+    score = 100 * year_official_score(sections, 2024)
     theirs = asdkit_scores(asdkit_run)["official"]
     print(f"ASDKit's trained network: official score through our pipeline {score:.2f}, ASDKit's own {theirs:.2f}")
     return score

@@ -246,6 +246,7 @@ def test_nearest_domain_without_target_training_clips_judges_everything_as_sourc
         ("knn", {"k_target": 2.5}, "backend.k_target must be an integer, got 2.5"),
         ("knn", {"smote_ratio": 0}, "backend.smote_ratio must be in (0, 1], got 0"),
         ("knn", {"smote_target": "yes"}, "backend.smote_target must be true or false, got 'yes'"),
+        ("knn", {"pool_sections": 1}, "backend.pool_sections must be true or false, got 1"),
         (
             "knn",
             {"density_normalise": "banks"},
@@ -329,3 +330,30 @@ def test_a_threshold_fitted_on_ten_clips_flags_no_more_than_the_stated_share_of_
         # the expected share of new normal clips above the threshold
         assert gamma_share[0] <= scipy.stats.gamma.sf(gamma, 4.0).mean() <= gamma_share[1]
         assert 0.07 <= scipy.stats.gamma.sf(np.maximum(gamma, conformal), 4.0).mean() <= 0.105
+
+
+def test_knn_pooled_over_sections_keeps_one_bank_per_machine_type():
+    """pool_sections (ASDKit's kNN): a clip is measured against every training clip of its machine type,
+    whatever their section, and never against another type's; without it, against its own section's."""
+    from asd.backends import KNNBackend
+
+    rng = np.random.default_rng(0)
+    keys = ["fan/section_00"] * 4 + ["fan/section_01"] * 4 + ["pump/section_00"] * 4
+    train = [rng.normal(size=(1, 6)) for _ in keys]
+    twin = train[0] + 1e-9  # a clip just like fan section 00's first
+    queries, query_keys = [twin, twin, twin], ["fan/section_00", "fan/section_01", "pump/section_00"]
+
+    def nearest(rows):  # cosine distance to the nearest of these training rows
+        unit = lambda r: r / np.linalg.norm(r, axis=-1, keepdims=True)  # noqa: E731
+        return float((1 - unit(np.concatenate(rows)) @ unit(twin)[0]).min())
+
+    pooled = KNNBackend(density_normalise="none", pool_sections=True)
+    pooled.fit(train, ["source"] * len(keys), keys)
+    assert sorted(pooled.states) == ["fan", "pump"]
+    assert np.allclose(pooled.score(queries, query_keys), [0, 0, nearest(train[8:])], atol=1e-12)
+    apart = KNNBackend(density_normalise="none")
+    apart.fit(train, ["source"] * len(keys), keys)
+    assert np.allclose(apart.score(queries, query_keys), [0, nearest(train[4:8]), nearest(train[8:])], atol=1e-12)
+    assert nearest(train[4:8]) > 0.05
+    with pytest.raises(ValueError, match="'section 3' is not a section key"):
+        pooled.fit(train, ["source"] * len(keys), ["section 3"] * len(keys))

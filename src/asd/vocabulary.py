@@ -18,6 +18,13 @@ def section_key(machine: str, section_id: str) -> str:
     return f"{machine}/section_{section_id}"
 
 
+def machine_of(key: str) -> str:
+    """The machine type of a :func:`section_key`: what a back-end fitted per machine type is keyed by."""
+    if not isinstance(key, str) or "/section_" not in key:
+        raise ValueError(f"{key!r} is not a section key (<machine type>/section_<id>)")
+    return key.rsplit("/section_", 1)[0]
+
+
 def indices_by_section(sections: Sequence[Hashable]) -> dict[Hashable, list[int]]:
     """The positions of each section's clips in ``sections``, sections in order of first appearance:
     what back-ends and the nearest-domain estimate fit and score per section."""

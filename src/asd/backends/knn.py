@@ -1,8 +1,8 @@
 """Domain-wise k-nearest-neighbour scoring with cosine distance (the back-end of most top DCASE
 2023-2025 systems).
 
-Per section, the normal training rows of the source and of the target domain form separate
-memory banks. A row's distance to a bank is the mean cosine distance to its ``k`` nearest
+Per section (or per machine type over all its sections, ``pool_sections``, as ASDKit), the normal
+training rows of the source and of the target domain form separate memory banks. A row's distance to a bank is the mean cosine distance to its ``k`` nearest
 members; a clip's score is the mean over its rows of the smaller of the two distances, so the
 few target clips are not drowned by the many source ones.
 
@@ -93,8 +93,9 @@ class KNNBackend(ScoringBackend):
         source_kmeans: int | None = None,
         density_normalise: str = "bank",
         seed: int = 0,
+        pool_sections: bool = False,
     ):
-        super().__init__()
+        super().__init__(pool_sections)
         self.k = {"source": checked_integer("k_source", k_source), "target": checked_integer("k_target", k_target)}
         self.smote_target = checked_flag("smote_target", smote_target)
         self.smote_neighbors = checked_integer("smote_neighbors", smote_neighbors)
