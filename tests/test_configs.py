@@ -190,6 +190,12 @@ GROUP_EFFECTS = {
         "trainer.max_epochs": 30,
         "backend._target_": "asd.backends.KNNBackend",
     },
+    # ASDKit's clip length per DCASE year (its dcase2sec), its kNN over a machine type's sections
+    "experiment=multibranch_sc_adacos_knn": {"model.clip_seconds": 12.0, "backend.pool_sections": True},
+    "experiment=multibranch_sc_adacos_knn data=dcase2020": {"model.clip_seconds": 11.0},
+    "experiment=multibranch_sc_adacos_knn data=dcase2022": {"model.clip_seconds": 10.0},
+    "experiment=multibranch_multispec_sc_adacos_knn data=dcase2023": {"model.clip_seconds": 18.0},
+    "experiment=multibranch_sc_adacos_knn data=dcase2025": {"model.clip_seconds": 12.0},
     "experiment=pretrained_knn": {
         "model._target_": "asd.models.pretrained.PretrainedEmbeddingModule",
         "model.encoder._target_": "asd.models.encoders.BEATsEncoder",
@@ -282,3 +288,9 @@ def test_the_trainer_keys_the_readme_names_are_overrides_as_written(trainer):
     assert chosen == {"precision": "bf16-mixed", "accumulate_grad_batches": 4, "gradient_clip_val": 1.0}
     trainer_object = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, **chosen)
     assert trainer_object.accumulate_grad_batches == 4 and trainer_object.gradient_clip_val == 1.0
+
+
+def test_a_year_without_a_known_clip_length_is_an_error_naming_data_year():
+    cfg = _compose("experiment=multibranch_sc_adacos_knn", "data.year=2019")
+    with pytest.raises(Exception, match="data.year=2019: no clip length known"):
+        OmegaConf.to_container(cfg.model, resolve=True)

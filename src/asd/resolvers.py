@@ -25,6 +25,21 @@ def feature_rows(n_mels: int, channel) -> int:
     return n_mels * channel_count(channel)
 
 
+#: the longest clip of each DCASE year's recordings, which whole-clip networks tile every clip to: ASDKit's
+#: table (its dcase2sec), 2026 as 2024-2025 until its recordings say otherwise
+YEAR_CLIP_SECONDS = {2020: 11.0, 2021: 10.0, 2022: 10.0, 2023: 18.0, 2024: 12.0, 2025: 12.0, 2026: 12.0}
+
+
+def year_clip_seconds(year: int) -> float:
+    """``model.clip_seconds`` of the multi-branch network for ``data.year``."""
+    if year not in YEAR_CLIP_SECONDS:
+        raise ValueError(
+            f"data.year={year}: no clip length known (years {min(YEAR_CLIP_SECONDS)}-{max(YEAR_CLIP_SECONDS)})"
+        )
+    return YEAR_CLIP_SECONDS[year]
+
+
 OmegaConf.register_new_resolver("asd_run_id", run_id, use_cache=True, replace=True)
 OmegaConf.register_new_resolver("asd_channel_count", channel_count, replace=True)
 OmegaConf.register_new_resolver("asd_feature_rows", feature_rows, replace=True)
+OmegaConf.register_new_resolver("asd_year_clip_seconds", year_clip_seconds, replace=True)
