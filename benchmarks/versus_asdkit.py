@@ -202,14 +202,10 @@ def check_backend(asdkit_run: Path, experiment: str) -> float:
             sys.exit(f"{folder}: test_score.csv and test_extract.npz list different clips")
         backend = build_backend(backend_config)
         domains = ["target" if t else "source" for t in train["is_target"]]
-        backend.fit(
-            [row[None] for row in train["embed"]],
-            domains,
-            [section_key(folder.name, f"{s:02d}") for s in train["section"]],
-        )
-        ours = backend.score(
-            [row[None] for row in test["embed"]], [section_key(folder.name, f"{s:02d}") for s in test["section"]]
-        )
+        # ASDKit's sections, as our section keys: a back-end that pools a type's sections reads the type
+        train_keys, test_keys = ([section_key(folder.name, f"{s:02d}") for s in x["section"]] for x in (train, test))
+        backend.fit([row[None] for row in train["embed"]], domains, train_keys)
+        ours = backend.score([row[None] for row in test["embed"]], test_keys)
         difference = np.abs(np.sqrt(2 * np.maximum(ours, 0)) / 2 - theirs[ASDKIT_KNN_SMOTE].to_numpy()).max()
         largest = max(largest, difference)
         labels, no_decisions = 1 - test["is_normal"], np.zeros(len(ours), int)
@@ -259,6 +255,9 @@ def check_trained(asdkit_run: Path, experiment: str, root: Path) -> float:
         with torch.no_grad():
             return [row.numpy() for row in module.representations({"waveform": [load_audio(c.path) for c in clips]})]
 
+    def keys(clips) -> list[str]:
+        return [section_key(c.info.machine, c.info.section_id) for c in clips]
+
     machines = list_machines(root, "dev")
     if not machines:
         sys.exit(f"{root}: no dev_data/raw/<machine type> folders (--data-root: the data the ASDKit run read)")
@@ -268,16 +267,10 @@ def check_trained(asdkit_run: Path, experiment: str, root: Path) -> float:
         train = [c for c in clips if c.info.split == "train"]
         test = [c for c in clips if c.info.split == "test"]
         backend = build_backend(backend_config)
-        backend.fit(
-            embed(train),
-            [c.info.domain for c in train],
-            [section_key(c.info.machine, c.info.section_id) for c in train],
-        )
-        scores = backend.score(embed(test), [section_key(c.info.machine, c.info.section_id) for c in test])
+        backend.fit(embed(train), [c.info.domain for c in train], keys(train))
+        scores = backend.score(embed(test), keys(test))
         # decisions 0: the official score does not read them
-        sections += section_results(
-            [c.info for c in test], dict(enumerate(zip(scores, [0] * len(test), [0] * len(test)))), True
-        ).values()
+        sections += section_results([c.info for c in test], {i: (s, 0, 0) for i, s in enumerate(scores)}, True).values()
         print(f"{machine}: {len(train)} training clips, {len(test)} test clips embedded", flush=True)
     score = 100 * year_official_score(sections, 2024)
     theirs = asdkit_scores(asdkit_run)["official"]
