@@ -18,8 +18,8 @@ ASDKit's weights into ours and prints the largest difference of the two embeddin
 the components are the same where it is at float rounding.
 
 ``--check-step`` runs one training step of each program (float64) from the same weights on the same
-clips and prints the two losses, the largest relative gradient difference and the largest weight
-difference after the optimiser's step.
+clips, mixed up as ASDKit's mixup drew it, and prints the two losses, the largest relative gradient
+difference and the largest weight difference after the optimiser's step.
 
 ``--check-backend <ASDKit run>`` scores the embeddings ASDKit extracted in one of its runs (a seed folder
 under ``--work``'s ``asdkit/``) with our recipe's back-end and prints, per machine type, the largest
@@ -121,17 +121,23 @@ torch.save({"names": list(net.state_dict()), "tensors": list(net.state_dict().va
 STEP_CHECK = (
     "import torch\ntorch.set_default_dtype(torch.float64)\n"
     + NETWORK_CHECK.split("clips = ")[0]
-    + """from asdkit.losses import SCAdaCos
+    + """from asdkit.augmentations import Mixup
+from asdkit.losses import SCAdaCos
 head = SCAdaCos(embed_size=256, n_classes=3, n_subclusters=16, trainable=True, dynamic=False)
-clips, labels = 0.1 * torch.randn(4, 192000), torch.tensor([0, 1, 2, 0])
+clips, labels = 0.1 * torch.randn(6, 192000), torch.tensor([0, 1, 2, 0, 1, 2])
 start = {"names": list(net.state_dict()), "tensors": [t.clone() for t in net.state_dict().values()], "W": head.W.detach().clone()}
 net.train()
 optimizer = torch.optim.AdamW(list(net.parameters()) + list(head.parameters()), lr=1e-3)  # its optim_cfg
-loss = head(net(clips), torch.nn.functional.one_hot(labels, 3).float())
+mixup = Mixup(prob=0.5).train()  # its recipe's augmentation
+torch.manual_seed(8)  # mixes clips 0, 1, 2 (with 1, 4, 3; shares 0.78, 0.57, 0.11), not 3, 4, 5
+batch = mixup({"wave": clips, "onehot_main": torch.nn.functional.one_hot(labels, 3).double()})
+torch.manual_seed(8)  # Mixup's draws again, in its order: shares, partners, whether mixed
+draws = {"lam": torch.rand(6), "perm": torch.randperm(6), "dec_uniform": torch.rand(6)}
+loss = head(net(batch["wave"]), batch["onehot_main"])
 loss.backward()
 grads = {"names": [n for n, p in net.named_parameters()], "tensors": [p.grad.clone() for p in net.parameters()]}
 optimizer.step()
-torch.save({**start, "clips": clips, "labels": labels, "loss": loss.item(), "grads": grads, "W_grad": head.W.grad,
+torch.save({**start, "clips": clips, "labels": labels, "draws": draws, "loss": loss.item(), "grads": grads, "W_grad": head.W.grad,
             "after": [t.clone() for t in net.state_dict().values()], "W_after": head.W.detach().clone()}, sys.argv[1])
 """
 )
@@ -280,10 +286,12 @@ def check_trained(asdkit_run: Path, experiment: str, root: Path) -> float:
 
 def check_step(python: Path, source: Path) -> float:
     """One training step of both programs, in float64, from the same weights on the same clips and
-    classes (ASDKit: its network, its SC-AdaCos with trainable centres at a fixed scale, AdamW as its
-    recipe configures it; ours: the recipe's module, mixup drawn for no clip): the loss, every gradient
-    and every weight after the optimiser's step, side by side. Returns the largest relative gradient
-    difference."""
+    classes (ASDKit: its network, its mixup (probability 0.5), its SC-AdaCos with trainable centres at a
+    fixed scale, AdamW as its recipe configures it; ours: the recipe's module, its mixup given ASDKit's
+    draws — which clips are mixed, their shares and partners): the loss, every gradient and every weight
+    after the optimiser's step, side by side. Returns the largest relative gradient difference."""
+    from unittest import mock
+
     import torch
 
     from asd.backends import KNNBackend
@@ -296,7 +304,7 @@ def check_step(python: Path, source: Path) -> float:
         theirs = torch.load(dump)
     order = asdkit_order(theirs["names"])
     torch.set_default_dtype(torch.float64)  # as ASDKit's side: every tensor made on the way too
-    module = MultiBranchModule(KNNBackend(), class_names=["a", "b", "c"], mixup_probability=0.0)
+    module = MultiBranchModule(KNNBackend(), class_names=["a", "b", "c"], mixup_probability=0.5)
     names = list(module.network.state_dict())
     module.network.load_state_dict(dict(zip(names, [theirs["tensors"][i] for i in order], strict=True)))
     with torch.no_grad():
@@ -304,8 +312,15 @@ def check_step(python: Path, source: Path) -> float:
     module.train()
     module.log = lambda *args, **kwargs: None
     optimizer = module.configure_optimizers()
-    loss = module.training_step({"waveform": list(theirs["clips"]), "label": theirs["labels"]}, 0)
+    draws = theirs["draws"]
+    # our step draws whether each clip is mixed (uniforms below 0.5), then the shares, then the partners
+    with (
+        mock.patch("torch.rand", side_effect=[draws["dec_uniform"], draws["lam"]]),
+        mock.patch("torch.randperm", return_value=draws["perm"]),
+    ):
+        loss = module.training_step({"waveform": list(theirs["clips"]), "label": theirs["labels"]}, 0)
     loss.backward()
+    mixed = (draws["dec_uniform"] < 0.5).nonzero().flatten().tolist()
     their_grads = dict(zip(theirs["grads"]["names"], theirs["grads"]["tensors"]))
     their_grad_names = [n for n in (theirs["names"][i] for i in order) if n in their_grads]
     ours_grads = [p.grad for p in module.network.parameters()] + [module.head.weight.grad]
@@ -319,7 +334,7 @@ def check_step(python: Path, source: Path) -> float:
     after = [theirs["after"][i] for i in order] + [theirs["W_after"].T]
     ours_after = list(module.network.state_dict().values()) + [module.head.weight.detach()]
     weight_difference = max(float((a - b).abs().max()) for a, b in zip(ours_after, after, strict=True))
-    print(f"loss: ours {loss.item():.6f}, ASDKit {theirs['loss']:.6f}")
+    print(f"loss: ours {loss.item():.6f}, ASDKit {theirs['loss']:.6f} (clips {mixed} of 6 mixed)")
     print(
         f"gradients: largest relative difference of a parameter's gradient {grad_error:.1e} ({len(ours_grads)} parameters)"
     )
