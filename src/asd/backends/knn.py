@@ -2,9 +2,10 @@
 2023-2025 systems).
 
 Per section (or per machine type over all its sections, ``pool_sections``, as ASDKit), the normal
-training rows of the source and of the target domain form separate memory banks. A row's distance to a bank is the mean cosine distance to its ``k`` nearest
-members; a clip's score is the mean over its rows of the smaller of the two distances, so the
-few target clips are not drowned by the many source ones.
+training rows of the source and of the target domain form separate memory banks. A row's distance
+to a bank is the mean cosine distance to its ``k`` nearest members; a clip's score is the mean over
+its rows of the smaller of the two distances, so the few target clips are not drowned by the many
+source ones.
 
 The ten-odd target clips lie far apart compared with the many source clips, so a normal target
 clip is farther from its bank than a source anomaly from its own: raw distances favour the
