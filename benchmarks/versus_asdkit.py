@@ -21,6 +21,12 @@ the components are the same where it is at float rounding.
 clips, mixed up as ASDKit's mixup drew it, and prints the two losses, the largest relative gradient
 difference and the largest weight difference after the optimiser's step.
 
+``--check-steps N`` runs N training steps of both (float64) on the first N batches of our recipe's own
+training order of the data's clips (``--check-batch-size`` clips each, the recipe's 64 by default), from
+the same weights, mixed up as ASDKit's mixup drew it, ASDKit's side its own LightningModule built from its
+own recipe files: each step's two losses and the largest difference of any weight or batch-norm statistic.
+One epoch of steps shows what one step cannot: the optimiser's state (Adam's betas), the running statistics.
+
 ``--check-backend <ASDKit run>`` scores the embeddings ASDKit extracted in one of its runs (a seed folder
 under ``--work``'s ``asdkit/``) with our recipe's back-end and prints, per machine type, the largest
 difference from ASDKit's own kNN + SMOTE scores of them, and both official scores. ASDKit's distance is
@@ -342,12 +348,152 @@ def check_step(python: Path, source: Path) -> float:
     return grad_error
 
 
+# ASDKit's own LightningModule of its recipe, built from its own config files, trained for as many
+# steps as batches given (argv: the batches, where its result goes, its source folder)
+STEPS_CHECK = """
+import json, sys, tempfile, torch
+from pathlib import Path
+from omegaconf import OmegaConf
+from asdkit.utils.common import instantiate_tgt
+from asdkit.augmentations import Mixup
+torch.set_default_dtype(torch.float64)
+given = torch.load(sys.argv[1])
+config = Path(sys.argv[3]) / "config" / "train"
+labels = Path(tempfile.mkdtemp()) / "main.json"  # its label file: only the number of classes is read here
+labels.write_text(json.dumps({"path2idx_dict": {str(i): i for i in range(given["classes"])}, "num_class": given["classes"]}))
+settings = OmegaConf.merge(
+    {"datamodule": {"sec": given["seconds"], "sr": 16000}, "label_dict_path": {"main": str(labels)}},
+    {"frontend": OmegaConf.load(config / "frontend" / "dis_multiresnet_1024.yaml")},
+    {"frontend": OmegaConf.load(config / "experiments" / "dis_spec_scac_trainable.yaml").frontend},
+)
+torch.manual_seed(0)
+model = instantiate_tgt(OmegaConf.to_container(settings.frontend, resolve=True))
+assert [type(a) for a in model.augmentations] == [Mixup]
+model.log = lambda *args, **kwargs: None  # no Lightning trainer to log to
+start = {k: v.clone() for k, v in model.state_dict().items()}
+optimizer = model.configure_optimizers()
+model.train()
+losses, draws, states = [], [], []
+for step, (waves, classes) in enumerate(zip(given["waves"], given["labels"])):
+    batch = {"wave": waves, "onehot_main": torch.nn.functional.one_hot(classes, given["classes"]).double()}
+    torch.manual_seed(1000 + step)
+    loss = model.training_step(batch, step)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    torch.manual_seed(1000 + step)  # Mixup's draws again, in its order: shares, partners, whether mixed
+    draws.append({"lam": torch.rand(len(waves)), "perm": torch.randperm(len(waves)), "dec_uniform": torch.rand(len(waves))})
+    losses.append(loss.item())
+    states.append({k: v.clone() for k, v in model.state_dict().items()})
+torch.save({"start": start, "losses": losses, "draws": draws, "states": states}, sys.argv[2])
+"""
+
+
+def check_steps(
+    python: Path, source: Path, experiment: str, profile: str, root: Path, steps: int, batch_size: int
+) -> float:
+    """``steps`` training steps of both programs in float64, from the same weights, on the same batches
+    of real training clips (the first of our recipe's own training order on ``root``, with its classes),
+    each mixed up as ASDKit's mixup drew it: ASDKit's side is its own LightningModule of its recipe
+    (``BasicDisPLModel``, built from its config files: its network, mixup, SC-AdaCos and AdamW as its
+    recipe sets them), ours the recipe's module as ``asd.train`` builds it. Beyond ``--check-step`` (one
+    step, our reconstruction of ASDKit's, random clips): the optimiser's state over steps (Adam's first
+    step is lr times the gradient's sign, its betas unseen), the batch norms' running statistics, real
+    clips and classes. Prints each step's two losses and largest weight difference; returns the last."""
+    if steps < 1 or batch_size < 2:
+        sys.exit(f"--check-steps {steps}, --check-batch-size {batch_size}: at least one step of two clips")
+    from unittest import mock
+
+    import hydra
+    import torch
+    from hydra import compose, initialize_config_dir
+
+    from asd.backends.base import build_backend
+    from asd.data.index import list_machines
+    from asd.train import config_dir, datamodule_settings
+
+    data, machine = PROFILES[profile]
+    overrides = [f"experiment={experiment}", f"data={data}", f"machine={machine}", f"data.root={root}"]
+    overrides += [f"machine.types=[{','.join(list_machines(root, 'dev'))}]", f"data.clip_batch_size={batch_size}"]
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    datamodule = hydra.utils.instantiate(
+        datamodule_settings(cfg.data),
+        machines=list(cfg.machine.types),
+        input=hydra.utils.get_class(cfg.model._target_).data_input,
+        validation_split=0.0,
+    )
+    datamodule.setup("fit")
+    torch.set_default_dtype(torch.float64)  # before the module: its weights, and every tensor of its steps
+    module = hydra.utils.instantiate(cfg.model, backend=build_backend(cfg.backend), class_names=datamodule.class_names)
+    batches = [batch for _, batch in zip(range(steps), datamodule.train_dataloader())]
+    if len(batches) < steps:
+        sys.exit(f"{root}: {len(batches)} batches of {batch_size} training clips, fewer than --check-steps {steps}")
+    given = {
+        "waves": [module.fixed_length(b["waveform"], random_start=False).double() for b in batches],
+        "labels": [b["label"] for b in batches],
+        "classes": len(datamodule.class_names),
+        "seconds": cfg.model.clip_seconds,
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        torch.save(given, Path(folder) / "batches.pt")
+        env = {**os.environ, "PYTHONPATH": str(source)}
+        command = [str(python), "-c", STEPS_CHECK, *(str(Path(folder) / f) for f in ("batches.pt", "asdkit.pt"))]
+        subprocess.run([*command, str(source)], check=True, env=env)
+        theirs = torch.load(Path(folder) / "asdkit.pt")
+    names = [n for n in theirs["start"] if n.startswith("extractor.")]
+    order = [names[i] for i in asdkit_order([n.removeprefix("extractor.") for n in names])]
+
+    def ours_from(state: dict) -> list:  # ASDKit's tensors in our order; its centres are columns, ours rows
+        return [state[n] for n in order] + [state["head_dict.main.W"].T]
+
+    module.network.load_state_dict(dict(zip(module.network.state_dict(), ours_from(theirs["start"])[:-1], strict=True)))
+    with torch.no_grad():
+        module.head.weight.copy_(theirs["start"]["head_dict.main.W"].T)
+    module.train()
+    module.log = lambda *args, **kwargs: None
+    optimizer = module.configure_optimizers()
+    difference = 0.0
+    for step, (batch, draws) in enumerate(zip(batches, theirs["draws"])):
+        # our step draws where each clip starts (ASDKit's side was handed them tiled from the start), whether
+        # it is mixed (uniforms below 0.5), then the shares, then the partners
+        with (
+            mock.patch("torch.randint", return_value=torch.tensor(0)),
+            mock.patch("torch.rand", side_effect=[draws["dec_uniform"], draws["lam"]]),
+            mock.patch("torch.randperm", return_value=draws["perm"]),
+        ):
+            loss = module.training_step(batch, step)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        ours = {f"network.{n}": t for n, t in module.network.state_dict().items()} | {"head.weight": module.head.weight}
+        differences = {
+            n: float((a.detach() - b).abs().max())
+            for (n, a), b in zip(ours.items(), ours_from(theirs["states"][step]), strict=True)
+        }
+        largest = max(differences, key=differences.get)
+        difference = differences[largest]
+        print(
+            f"step {step + 1:3d}: loss ours {loss.item():.9f}, ASDKit {theirs['losses'][step]:.9f}; "
+            f"max |weight or buffer ours - ASDKit| {difference:.1e} ({largest}, its largest |value| "
+            f"{float(ours[largest].detach().abs().max()):.2g})",
+            flush=True,
+        )
+    return difference
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = comparison_parser(__doc__.split("\n\n")[0], "multibranch_sc_adacos_knn", "0,1,2")
     parser.add_argument("--epochs", type=int, help="training epochs of both sides (default: each recipe's, 16)")
     parser.add_argument("--asdkit-tool", type=Path, default=SHARED_TOOL)
     parser.add_argument("--check-network", action="store_true", help="compare the two networks, then stop")
     parser.add_argument("--check-step", action="store_true", help="compare one training step of both, then stop")
+    parser.add_argument(
+        "--check-steps", type=int, metavar="N", help="compare N training steps of both on the data's clips, then stop"
+    )
+    parser.add_argument(
+        "--check-batch-size", type=int, default=64, help="--check-steps' clips a batch (the recipe's 64)"
+    )
     parser.add_argument(
         "--check-backend", type=Path, metavar="ASDKIT_RUN", help="our back-end on an ASDKit run's embeddings, then stop"
     )
@@ -363,6 +509,19 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.check_step:
         check_step(args.asdkit_python, args.asdkit_source)
+        return
+    if args.check_steps is not None:
+        root = comparison_plan(args)[2]
+        experiment = args.experiments.split(",")[0]
+        check_steps(
+            args.asdkit_python,
+            args.asdkit_source,
+            experiment,
+            args.profile,
+            root,
+            args.check_steps,
+            args.check_batch_size,
+        )
         return
     if args.check_backend:
         check_backend(args.check_backend, args.experiments.split(",")[0])
