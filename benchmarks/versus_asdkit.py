@@ -351,7 +351,7 @@ def check_step(python: Path, source: Path) -> float:
 # ASDKit's own LightningModule of its recipe, built from its own config files, trained for as many
 # steps as batches given (argv: the batches, where its result goes, its source folder)
 STEPS_CHECK = """
-import json, sys, tempfile, torch
+import json, sys, torch
 from pathlib import Path
 from omegaconf import OmegaConf
 from asdkit.utils.common import instantiate_tgt
@@ -359,7 +359,7 @@ from asdkit.augmentations import Mixup
 torch.set_default_dtype(torch.float64)
 given = torch.load(sys.argv[1])
 config = Path(sys.argv[3]) / "config" / "train"
-labels = Path(tempfile.mkdtemp()) / "main.json"  # its label file: only the number of classes is read here
+labels = Path(sys.argv[2]).parent / "main.json"  # its label file: only the number of classes is read here
 labels.write_text(json.dumps({"path2idx_dict": {str(i): i for i in range(given["classes"])}, "num_class": given["classes"]}))
 settings = OmegaConf.merge(
     {"datamodule": {"sec": given["seconds"], "sr": 16000}, "label_dict_path": {"main": str(labels)}},
