@@ -40,6 +40,7 @@ network. Equal, a gap between the programs lies in the training.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -47,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 import pandas as pd
 from versus_baseline import (
@@ -290,14 +292,28 @@ def check_trained(asdkit_run: Path, experiment: str, root: Path) -> float:
     return score
 
 
+@contextlib.contextmanager
+def asdkit_mixup_draws(draws: dict):
+    """Our training step's random draws made ASDKit's (``draws``: its Mixup's ``lam``, ``perm`` and
+    ``dec_uniform``), in the order our step draws them: where each clip starts (0: ASDKit's side is
+    handed clips tiled from the start), whether it is mixed (uniforms below the probability), its
+    share, its partner."""
+    import torch
+
+    with (
+        mock.patch("torch.randint", return_value=torch.tensor(0)),
+        mock.patch("torch.rand", side_effect=[draws["dec_uniform"], draws["lam"]]),
+        mock.patch("torch.randperm", return_value=draws["perm"]),
+    ):
+        yield
+
+
 def check_step(python: Path, source: Path) -> float:
     """One training step of both programs, in float64, from the same weights on the same clips and
     classes (ASDKit: its network, its mixup (probability 0.5), its SC-AdaCos with trainable centres at a
     fixed scale, AdamW as its recipe configures it; ours: the recipe's module, its mixup given ASDKit's
     draws — which clips are mixed, their shares and partners): the loss, every gradient and every weight
     after the optimiser's step, side by side. Returns the largest relative gradient difference."""
-    from unittest import mock
-
     import torch
 
     from asd.backends import KNNBackend
@@ -319,11 +335,7 @@ def check_step(python: Path, source: Path) -> float:
     module.log = lambda *args, **kwargs: None
     optimizer = module.configure_optimizers()
     draws = theirs["draws"]
-    # our step draws whether each clip is mixed (uniforms below 0.5), then the shares, then the partners
-    with (
-        mock.patch("torch.rand", side_effect=[draws["dec_uniform"], draws["lam"]]),
-        mock.patch("torch.randperm", return_value=draws["perm"]),
-    ):
+    with asdkit_mixup_draws(draws):
         loss = module.training_step({"waveform": list(theirs["clips"]), "label": theirs["labels"]}, 0)
     loss.backward()
     mixed = (draws["dec_uniform"] < 0.5).nonzero().flatten().tolist()
@@ -402,8 +414,6 @@ def check_steps(
     clips and classes. Prints each step's two losses and largest weight difference; returns the last."""
     if steps < 1 or batch_size < 2:
         sys.exit(f"--check-steps {steps}, --check-batch-size {batch_size}: at least one step of two clips")
-    from unittest import mock
-
     import hydra
     import torch
     from hydra import compose, initialize_config_dir
@@ -455,13 +465,7 @@ def check_steps(
     optimizer = module.configure_optimizers()
     difference = 0.0
     for step, (batch, draws) in enumerate(zip(batches, theirs["draws"])):
-        # our step draws where each clip starts (ASDKit's side was handed them tiled from the start), whether
-        # it is mixed (uniforms below 0.5), then the shares, then the partners
-        with (
-            mock.patch("torch.randint", return_value=torch.tensor(0)),
-            mock.patch("torch.rand", side_effect=[draws["dec_uniform"], draws["lam"]]),
-            mock.patch("torch.randperm", return_value=draws["perm"]),
-        ):
+        with asdkit_mixup_draws(draws):
             loss = module.training_step(batch, step)
         optimizer.zero_grad()
         loss.backward()
@@ -504,6 +508,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--asdkit-python", type=Path, default=venv / "bin" / "python")
     parser.add_argument("--asdkit-source", type=Path, default=Path(os.environ.get("ASDKIT_SRC", "/tmp/asdkit/src")))
     args = parser.parse_args(argv)
+    experiment = args.experiments.split(",")[0]  # what a check compares: the first recipe
     if args.check_network:
         check_network(args.asdkit_python, args.asdkit_source)
         return
@@ -512,7 +517,6 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.check_steps is not None:
         root = comparison_plan(args)[2]
-        experiment = args.experiments.split(",")[0]
         check_steps(
             args.asdkit_python,
             args.asdkit_source,
@@ -524,12 +528,12 @@ def main(argv: list[str] | None = None) -> None:
         )
         return
     if args.check_backend:
-        check_backend(args.check_backend, args.experiments.split(",")[0])
+        check_backend(args.check_backend, experiment)
         return
     if args.check_trained:
         # the data the ASDKit run read, as it is: --data-root, or the profile's generated copy
         root = args.data_root or comparison_plan(args)[2]
-        check_trained(args.check_trained, args.experiments.split(",")[0], root)
+        check_trained(args.check_trained, experiment, root)
         return
     if args.work is None:
         parser.error("--work is required")
