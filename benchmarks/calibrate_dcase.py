@@ -39,7 +39,7 @@ from pathlib import Path
 
 import pandas as pd
 from sklearn.metrics import roc_auc_score
-from versus_asdkit import ASDKIT_KNN_SMOTE, ASDKIT_TEST_SCORES, asdkit_scores, run_asdkit
+from versus_asdkit import ASDKIT_KNN_SMOTE, ASDKIT_RECIPE, ASDKIT_TEST_SCORES, asdkit_scores, run_asdkit
 from versus_asdkit import SHARED_TOOL as ASDKIT_TOOL
 from versus_baseline import SHARED_TOOL as BASELINE_TOOL
 from versus_baseline import run_once
@@ -79,10 +79,18 @@ def baseline_sections(out: Path) -> dict:
     }
 
 
-def asdkit_runs(tool: Path, root: Path, machines: list[str], seeds: list[int], work: Path, epochs: int | None):
-    """({seed: run folder}, {seed: its scores}) of ASDKit at each training seed, run where not finished;
-    a finished run of other machine types in ``work`` is an error, not read as theirs."""
-    outs = {seed: run_asdkit(tool, root, machines, seed, work, epochs) for seed in seeds}
+def asdkit_runs(
+    tool: Path,
+    root: Path,
+    machines: list[str],
+    seeds: list[int],
+    work: Path,
+    epochs: int | None,
+    recipe: str = ASDKIT_RECIPE,
+):
+    """({seed: run folder}, {seed: its scores}) of ASDKit's ``recipe`` at each training seed, run where not
+    finished; a finished run of other machine types in ``work`` is an error, not read as theirs."""
+    outs = {seed: run_asdkit(tool, root, machines, seed, work, epochs, recipe) for seed in seeds}
     runs = {seed: asdkit_scores(out) for seed, out in outs.items()}
     for out, run in zip(outs.values(), runs.values()):
         if sorted(run["machines"]) != sorted(machines):

@@ -6,7 +6,8 @@
 Ranks on one generator seed of a calibration (``benchmarks/calibrate_dcase.py`` wrote its copy of the
 profile to ``<calibration>/s<seed>/data`` and ran the official baseline there, ``baseline/<machine>/``, at
 its own seed): runs ASDKit's ``dis_spec_scac_trainable`` at each training seed where the calibration has
-not (``asdkit/s<seed>/``) and each of our recipes at each seed (``ours/<experiment>/s<seed>/``:
+not (``asdkit/s<seed>/``), each of ASDKit's recipes named by ``--asdkit-recipes`` at each seed
+(``asdkit_<recipe>/s<seed>/``) and each of our recipes at each seed (``ours/<experiment>/s<seed>/``:
 ``python -m asd.train experiment=<name> data=dcase2024 data.root=<the copy> machine=synthetic_dcase
 seed=<seed>``, the copy read as it is; a recipe that differs from an earlier one of the list by its back-end
 alone is not trained again but scored on that recipe's runs, ``python -m asd.score <run> backend=<its back-end>``:
@@ -31,7 +32,7 @@ import pandas as pd
 from calibrate_dcase import asdkit_runs, baseline_sections
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
-from versus_asdkit import ASDKIT
+from versus_asdkit import ASDKIT, ASDKIT_RECIPE
 from versus_asdkit import SHARED_TOOL as ASDKIT_TOOL
 from versus_baseline import our_scores, run_once, run_ours
 
@@ -176,6 +177,13 @@ def main(argv: list[str] | None = None) -> None:
         default="",
         help="comma-separated '+'-joined recipes of --experiments, each combined at every seed with asd.ensemble",
     )
+    parser.add_argument(
+        "--asdkit-recipes",
+        default="",
+        help=f"comma-separated further ASDKit recipes ranked beside {ASDKIT_RECIPE} (always ranked: the"
+        " 'vs ASDKit' column's reference), e.g. dis_multispec_scac_trainable; each run at every seed in"
+        " asdkit_<recipe>/",
+    )
     parser.add_argument("--asdkit-tool", type=Path, default=ASDKIT_TOOL)
     args = parser.parse_args(argv)
     try:
@@ -200,6 +208,8 @@ def main(argv: list[str] | None = None) -> None:
     machines = list(DEVELOPMENT_TYPES)
     results: dict[str, dict[int, dict]] = {BASELINE: {13711: baseline_result(seed_work, machines)}}
     _, results[ASDKIT] = asdkit_runs(args.asdkit_tool, root, machines, seeds, seed_work, None)
+    for recipe in dict.fromkeys(r for r in args.asdkit_recipes.split(",") if r and r != ASDKIT_RECIPE):
+        _, results[f"ASDKit: {recipe}"] = asdkit_runs(args.asdkit_tool, root, machines, seeds, seed_work, None, recipe)
     shared = shared_trainings(experiments)
     system_of: dict[str, str] = {}
     for experiment in experiments:

@@ -63,14 +63,25 @@ from versus_baseline import (
 )
 
 SHARED_TOOL = Path(__file__).resolve().parents[2] / "shared" / "tools" / "run_asdkit.sh"
-ASDKIT = "ASDKit: dis_spec_scac_trainable"
+ASDKIT_RECIPE = "dis_spec_scac_trainable"  # the recipe every comparison and the calibration hold ours against
+ASDKIT = f"ASDKit: {ASDKIT_RECIPE}"
 ASDKIT_SCORE = re.compile(r"^ASDKIT official_score=([0-9.]+)", re.MULTILINE)
 
 
-def run_asdkit(tool: Path, root: Path, machines: list[str], seed: int, work: Path, epochs: int | None) -> Path:
-    out = work / "asdkit" / f"s{seed}"
+def run_asdkit(
+    tool: Path,
+    root: Path,
+    machines: list[str],
+    seed: int,
+    work: Path,
+    epochs: int | None,
+    recipe: str = ASDKIT_RECIPE,
+) -> Path:
+    """ASDKit's own run of ``recipe`` at ``seed``, in ``work/asdkit/`` for ``dis_spec_scac_trainable`` and in
+    ``work/asdkit_<recipe>/`` for any other of its recipes (the tool refuses one it does not know)."""
+    out = work / ("asdkit" if recipe == ASDKIT_RECIPE else f"asdkit_{recipe}") / f"s{seed}"
     command = ["bash", str(tool), str(root), ",".join(machines), str(out), str(seed)]
-    return run_once(command + ([str(epochs)] if epochs else []), out)
+    return run_once(command + ([str(epochs)] if epochs else []), out, {"RECIPE": recipe})
 
 
 def asdkit_scores(out: Path) -> dict:

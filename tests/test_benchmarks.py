@@ -78,11 +78,13 @@ def test_a_failed_baseline_run_stops_with_its_log_and_is_not_taken_as_finished(t
 
 
 ASDKIT_SCRIPT = SCRIPT.parent / "versus_asdkit.py"
-# stands in for run_asdkit.sh: ROOT MACHINES OUT SEED [EPOCHS]; official 0.9 at seed 0, 0.8 at other seeds
+# stands in for run_asdkit.sh: ROOT MACHINES OUT SEED [EPOCHS], RECIPE in the environment; official 0.9 at
+# seed 0, 0.8 at other seeds; 0.75 at every seed for any recipe but dis_spec_scac_trainable
 FAKE_ASDKIT = """#!/bin/bash
 set -e
 mkdir -p "$3"
 value=$([ "$4" = 0 ] && echo 0.9 || echo 0.8)
+[ "${RECIPE:?}" = dis_spec_scac_trainable ] || value=0.75
 echo "machine,seed,auc_source,auc_target,pauc,official,seconds" > "$3/official_scores.csv"
 for m in ${2//,/ }; do echo "$m,$4,$value,$value,$value,$value,50" >> "$3/official_scores.csv"; done
 anomaly=$([ "$4" = 0 ] && echo 0 || echo 1)
@@ -384,24 +386,27 @@ def test_rank_dcase_orders_our_recipes_beside_both_peers_on_a_calibrations_copy(
     _our_run(seed_work, "ae_mse+ae_mahalanobis", 1, dict.fromkeys(DCASE_TYPES, 30.0), official=30.0, seconds=2)
     recipes = ["--experiments", "ae_mse,mfn_arcface_knn,ae_mahalanobis"]
     ensembles = ["--ensembles", "mfn_arcface_knn+ae_mahalanobis,ae_mse+ae_mahalanobis"]
-    done = subprocess.run([*rank, *recipes, *ensembles], capture_output=True, text=True, timeout=120)
+    asdkit_recipes = ["--asdkit-recipes", "dis_multispec_scac_trainable"]
+    done = subprocess.run([*rank, *recipes, *ensembles, *asdkit_recipes], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     table = done.stdout.split("## Score per machine type")[0]
     ranked = [line for line in table.splitlines() if line.split() and line.split()[0].isdigit()]
-    # ours 94; ASDKit 85 (90 at seed 0, the calibration's run; 80 at seed 1, run here); an ensemble 70;
-    # the baseline 58.57; ours 55; 40; an ensemble 30
+    # ours 94; ASDKit 85 (90 at seed 0, the calibration's run; 80 at seed 1, run here); ASDKit's other recipe
+    # 75; an ensemble 70; the baseline 58.57; ours 55; 40; an ensemble 30
     baseline = 100 * scipy.stats.hmean([0.6, 0.4, 0.6] + [0.6] * 18)
-    expected = ["ours: mfn_arcface_knn", "ASDKit: dis_spec_scac_trainable"]
+    expected = ["ours: mfn_arcface_knn", "ASDKit: dis_spec_scac_trainable", "ASDKit: dis_multispec_scac_trainable"]
     expected += ["ours: asd.ensemble of mfn_arcface_knn + ae_mahalanobis", "official baseline", "ours: ae_mse"]
     expected += ["ours: ae_mahalanobis (ae_mse's trainings)", "ours: asd.ensemble of ae_mse + ae_mahalanobis"]
-    assert [line.split()[0] for line in ranked] == ["1", "2", "3", "4", "5", "6", "7"]
+    assert [line.split()[0] for line in ranked] == ["1", "2", "3", "4", "5", "6", "7", "8"]
     assert all(system in line for system, line in zip(expected, ranked))
-    assert "50.00 60.00" in ranked[4] and f"{55 - 85:.2f}" in ranked[4] and f"{55 - baseline:.2f}" in ranked[4]
-    assert ranked[4].split()[-1] == "200.00"  # seconds of a run: the mean of 100 and 300
-    assert ranked[5].split()[-1] == "206.00"  # ae_mse's 200 and its own scoring's 6
-    assert ranked[2].split()[-1] == "218.00"  # 2 + mfn_arcface_knn's 10 + ae_mahalanobis's 206 (its training's 200)
-    assert ranked[6].split()[-1] == "208.00"  # 2 + ae_mse's training 200, counted once, + ae_mahalanobis's scoring 6
-    assert ranked[3].split()[-4] == "-"  # the baseline's one run has no spread
+    assert "75.00 75.00" in ranked[2] and f"{75 - 85:.2f}" in ranked[2]  # against dis_spec_scac_trainable
+    assert (seed_work / "asdkit_dis_multispec_scac_trainable" / "s1.time").is_file()
+    assert "50.00 60.00" in ranked[5] and f"{55 - 85:.2f}" in ranked[5] and f"{55 - baseline:.2f}" in ranked[5]
+    assert ranked[5].split()[-1] == "200.00"  # seconds of a run: the mean of 100 and 300
+    assert ranked[6].split()[-1] == "206.00"  # ae_mse's 200 and its own scoring's 6
+    assert ranked[3].split()[-1] == "218.00"  # 2 + mfn_arcface_knn's 10 + ae_mahalanobis's 206 (its training's 200)
+    assert ranked[7].split()[-1] == "208.00"  # 2 + ae_mse's training 200, counted once, + ae_mahalanobis's scoring 6
+    assert ranked[4].split()[-4] == "-"  # the baseline's one run has no spread
     stray = subprocess.run([*rank, *recipes, "--ensembles", "ae_mse+ae_fusion"], capture_output=True, text=True)
     assert stray.returncode == 2 and "ae_mse+ae_fusion is not two or more different recipes" in stray.stderr
     assert (seed_work / "asdkit" / "s1.time").is_file()
