@@ -11,7 +11,9 @@ files, then prints per seed the official score of every system, mean ± standard
 difference from ASDKit, the wall time per seed and per training epoch, and the score per machine
 type. Finished runs under ``--work`` are read, not run again (``<work>/asdkit/s<seed>/`` with
 ``timing.json``, ``<work>/ours/<experiment>/s<seed>/``), so a comparison can be resumed. Run both
-sides with the same threads (``OMP_NUM_THREADS``), one run at a time.
+sides with the same threads (``OMP_NUM_THREADS``), one run at a time. ``--asdkit-recipe`` runs another of
+ASDKit's recipes (in ``<work>/asdkit_<recipe>/``) and has ``--check-steps`` build it: e.g.
+``dis_multispec_scac_trainable`` beside ``--experiments multibranch_multispec_sc_adacos_knn``.
 
 ``--check-network`` builds ASDKit's network (its code, in its own environment) and ours, loads
 ASDKit's weights into ours and prints the largest difference of the two embeddings of the same clips:
@@ -371,8 +373,9 @@ def check_step(python: Path, source: Path) -> float:
     return grad_error
 
 
-# ASDKit's own LightningModule of its recipe, built from its own config files, trained for as many
-# steps as batches given (argv: the batches, where its result goes, its source folder)
+# ASDKit's own LightningModule of its recipe, built from its own config files (the recipe's frontend file,
+# then the recipe's settings over it), trained for as many steps as batches given (argv: the batches, where
+# its result goes, its source folder, the recipe)
 STEPS_CHECK = """
 import json, sys, torch
 from pathlib import Path
@@ -384,10 +387,12 @@ given = torch.load(sys.argv[1])
 config = Path(sys.argv[3]) / "config" / "train"
 labels = Path(sys.argv[2]).parent / "main.json"  # its label file: only the number of classes is read here
 labels.write_text(json.dumps({"path2idx_dict": {str(i): i for i in range(given["classes"])}, "num_class": given["classes"]}))
+recipe = OmegaConf.load(config / "experiments" / f"{sys.argv[4]}.yaml")
+(frontend,) = [entry["override /frontend"] for entry in recipe.defaults if "override /frontend" in entry]
 settings = OmegaConf.merge(
     {"datamodule": {"sec": given["seconds"], "sr": 16000}, "label_dict_path": {"main": str(labels)}},
-    {"frontend": OmegaConf.load(config / "frontend" / "dis_multiresnet_1024.yaml")},
-    {"frontend": OmegaConf.load(config / "experiments" / "dis_spec_scac_trainable.yaml").frontend},
+    {"frontend": OmegaConf.load(config / "frontend" / f"{frontend}.yaml")},
+    {"frontend": recipe.frontend},
 )
 torch.manual_seed(0)
 model = instantiate_tgt(OmegaConf.to_container(settings.frontend, resolve=True))
@@ -413,13 +418,20 @@ torch.save({"start": start, "losses": losses, "draws": draws, "states": states},
 
 
 def check_steps(
-    python: Path, source: Path, experiment: str, profile: str, root: Path, steps: int, batch_size: int
+    python: Path,
+    source: Path,
+    experiment: str,
+    profile: str,
+    root: Path,
+    steps: int,
+    batch_size: int,
+    recipe: str = ASDKIT_RECIPE,
 ) -> float:
     """``steps`` training steps of both programs in float64, from the same weights, on the same batches
     of real training clips (the first of our recipe's own training order on ``root``, with its classes),
-    each mixed up as ASDKit's mixup drew it: ASDKit's side is its own LightningModule of its recipe
-    (``BasicDisPLModel``, built from its config files: its network, mixup, SC-AdaCos and AdamW as its
-    recipe sets them), ours the recipe's module as ``asd.train`` builds it. Beyond ``--check-step`` (one
+    each mixed up as ASDKit's mixup drew it: ASDKit's side is its own LightningModule of its ``recipe``
+    (``BasicDisPLModel``, built from its config files: its network, mixup, SC-AdaCos and AdamW as the
+    recipe sets them), ours the ``experiment``'s module as ``asd.train`` builds it. Beyond ``--check-step`` (one
     step, our reconstruction of ASDKit's, random clips): the optimiser's state over steps (Adam's first
     step is lr times the gradient's sign, its betas unseen), the batch norms' running statistics, real
     clips and classes. Prints each step's two losses and largest weight difference; returns the last."""
@@ -460,7 +472,7 @@ def check_steps(
         torch.save(given, Path(folder) / "batches.pt")
         env = {**os.environ, "PYTHONPATH": str(source)}
         command = [str(python), "-c", STEPS_CHECK, *(str(Path(folder) / f) for f in ("batches.pt", "asdkit.pt"))]
-        subprocess.run([*command, str(source)], check=True, env=env)
+        subprocess.run([*command, str(source), recipe], check=True, env=env)
         theirs = torch.load(Path(folder) / "asdkit.pt")
     names = [n for n in theirs["start"] if n.startswith("extractor.")]
     order = [names[i] for i in asdkit_order([n.removeprefix("extractor.") for n in names])]
@@ -501,6 +513,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = comparison_parser(__doc__.split("\n\n")[0], "multibranch_sc_adacos_knn", "0,1,2")
     parser.add_argument("--epochs", type=int, help="training epochs of both sides (default: each recipe's, 16)")
     parser.add_argument("--asdkit-tool", type=Path, default=SHARED_TOOL)
+    parser.add_argument(
+        "--asdkit-recipe",
+        default=ASDKIT_RECIPE,
+        help=f"ASDKit's recipe run beside ours and built by --check-steps (default {ASDKIT_RECIPE}; e.g."
+        " dis_multispec_scac_trainable beside --experiments multibranch_multispec_sc_adacos_knn)",
+    )
     parser.add_argument("--check-network", action="store_true", help="compare the two networks, then stop")
     parser.add_argument("--check-step", action="store_true", help="compare one training step of both, then stop")
     parser.add_argument(
@@ -520,6 +538,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--asdkit-source", type=Path, default=Path(os.environ.get("ASDKIT_SRC", "/tmp/asdkit/src")))
     args = parser.parse_args(argv)
     experiment = args.experiments.split(",")[0]  # what a check compares: the first recipe
+    if (args.check_network or args.check_step) and args.asdkit_recipe != ASDKIT_RECIPE:
+        parser.error(f"--check-network and --check-step build {ASDKIT_RECIPE}'s network only; use --check-steps")
     if args.check_network:
         check_network(args.asdkit_python, args.asdkit_source)
         return
@@ -536,6 +556,7 @@ def main(argv: list[str] | None = None) -> None:
             root,
             args.check_steps,
             args.check_batch_size,
+            args.asdkit_recipe,
         )
         return
     if args.check_backend:
@@ -552,16 +573,17 @@ def main(argv: list[str] | None = None) -> None:
     if not args.asdkit_tool.is_file():
         sys.exit(f"{args.asdkit_tool}: ASDKit's runner is missing (--asdkit-tool)")
     overrides = (f"trainer.max_epochs={args.epochs}",) if args.epochs else ()
-    results: dict[str, dict[int, dict]] = {ASDKIT: {}, **{f"ours: {e}": {} for e in experiments}}
+    asdkit = f"ASDKit: {args.asdkit_recipe}"
+    results: dict[str, dict[int, dict]] = {asdkit: {}, **{f"ours: {e}": {} for e in experiments}}
     for seed in seeds:
-        results[ASDKIT][seed] = asdkit_scores(
-            run_asdkit(args.asdkit_tool, root, machines, seed, args.work, args.epochs)
+        results[asdkit][seed] = asdkit_scores(
+            run_asdkit(args.asdkit_tool, root, machines, seed, args.work, args.epochs, args.asdkit_recipe)
         )
         for experiment in experiments:
             run_dir = run_ours(experiment, PROFILES[args.profile], root, args.data_seed, seed, args.work, overrides)
             results[f"ours: {experiment}"][seed] = {**our_scores(run_dir), "epoch_seconds": epoch_seconds(run_dir)}
         print(f"seed {seed} done", flush=True)
-    print_comparison(tables(results, seeds, machines, reference_system=ASDKIT), args, root)
+    print_comparison(tables(results, seeds, machines, reference_system=asdkit), args, root)
 
 
 if __name__ == "__main__":

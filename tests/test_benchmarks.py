@@ -130,6 +130,17 @@ def test_versus_asdkit_prints_both_programs_per_seed_with_times_per_epoch(tmp_pa
     assert "85.00 ± 8.49" in ours and "+0.00 (1/2 seeds above)" in ours and ours.split()[-2:] == ["400", "20.0"]
     assert "vs ASDKit: dis_spec_scac_trainable" in done.stdout
     assert (work / "asdkit" / "s1" / "official_scores.csv").is_file()
+    # another of ASDKit's recipes: run by its own name, apart from the default recipe's runs, and compared with
+    multispec = subprocess.run(
+        [*command, "--asdkit-recipe", "dis_multispec_scac_trainable"], capture_output=True, text=True
+    )
+    assert multispec.returncode == 0, multispec.stderr
+    assert "75.00 ± 0.00" in _row(multispec.stdout, "ASDKit: dis_multispec_scac_trainable")
+    assert "+10.00 (2/2 seeds above)" in _row(multispec.stdout, "ours: multibranch_sc_adacos_knn")
+    assert (work / "asdkit_dis_multispec_scac_trainable" / "s1" / "official_scores.csv").is_file()
+    refused = [*command, "--asdkit-recipe", "dis_multispec_scac_trainable", "--check-network"]
+    refused = subprocess.run(refused, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "build dis_spec_scac_trainable's network only" in refused.stderr
 
 
 CALIBRATION_SCRIPT = SCRIPT.parent / "calibrate_dcase.py"
