@@ -437,6 +437,9 @@ def check_steps(
     clips and classes. Prints each step's two losses and largest weight difference; returns the last."""
     if steps < 1 or batch_size < 2:
         sys.exit(f"--check-steps {steps}, --check-batch-size {batch_size}: at least one step of two clips")
+    recipes = source / "config" / "train" / "experiments"
+    if not (recipes / f"{recipe}.yaml").is_file():
+        sys.exit(f"--asdkit-recipe {recipe}: no such recipe in ASDKit's source ({recipes})")
     import hydra
     import torch
     from hydra import compose, initialize_config_dir

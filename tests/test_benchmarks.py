@@ -141,6 +141,20 @@ def test_versus_asdkit_prints_both_programs_per_seed_with_times_per_epoch(tmp_pa
     refused = [*command, "--asdkit-recipe", "dis_multispec_scac_trainable", "--check-network"]
     refused = subprocess.run(refused, capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "build dis_spec_scac_trainable's network only" in refused.stderr
+    (tmp_path / "asdkit" / "config" / "train" / "experiments").mkdir(parents=True)
+    unknown = [
+        *command,
+        "--asdkit-recipe",
+        "dis_spec_typo",
+        "--check-steps",
+        "1",
+        "--asdkit-source",
+        str(tmp_path / "asdkit"),
+    ]
+    unknown = subprocess.run(unknown, capture_output=True, text=True, timeout=120)
+    assert (
+        unknown.returncode == 1 and "--asdkit-recipe dis_spec_typo: no such recipe in ASDKit's source" in unknown.stderr
+    )
 
 
 CALIBRATION_SCRIPT = SCRIPT.parent / "calibrate_dcase.py"
