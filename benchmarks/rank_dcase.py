@@ -32,7 +32,7 @@ import pandas as pd
 from calibrate_dcase import asdkit_runs, baseline_sections
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
-from versus_asdkit import ASDKIT, ASDKIT_RECIPE
+from versus_asdkit import ASDKIT, ASDKIT_RECIPE, asdkit_system
 from versus_asdkit import SHARED_TOOL as ASDKIT_TOOL
 from versus_baseline import our_scores, run_once, run_ours
 
@@ -207,9 +207,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"{root}: no copy of the dcase profile; run benchmarks/calibrate_dcase.py --work {args.calibration}")
     machines = list(DEVELOPMENT_TYPES)
     results: dict[str, dict[int, dict]] = {BASELINE: {13711: baseline_result(seed_work, machines)}}
-    _, results[ASDKIT] = asdkit_runs(args.asdkit_tool, root, machines, seeds, seed_work, None)
-    for recipe in dict.fromkeys(r for r in args.asdkit_recipes.split(",") if r and r != ASDKIT_RECIPE):
-        _, results[f"ASDKit: {recipe}"] = asdkit_runs(args.asdkit_tool, root, machines, seeds, seed_work, None, recipe)
+    for recipe in dict.fromkeys([ASDKIT_RECIPE, *filter(None, args.asdkit_recipes.split(","))]):
+        _, results[asdkit_system(recipe)] = asdkit_runs(
+            args.asdkit_tool, root, machines, seeds, seed_work, None, recipe
+        )
     shared = shared_trainings(experiments)
     system_of: dict[str, str] = {}
     for experiment in experiments:

@@ -66,7 +66,14 @@ from versus_baseline import (
 
 SHARED_TOOL = Path(__file__).resolve().parents[2] / "shared" / "tools" / "run_asdkit.sh"
 ASDKIT_RECIPE = "dis_spec_scac_trainable"  # the recipe every comparison and the calibration hold ours against
-ASDKIT = f"ASDKit: {ASDKIT_RECIPE}"
+
+
+def asdkit_system(recipe: str) -> str:
+    """A table's name for ASDKit's own runs of ``recipe``."""
+    return f"ASDKit: {recipe}"
+
+
+ASDKIT = asdkit_system(ASDKIT_RECIPE)
 ASDKIT_SCORE = re.compile(r"^ASDKIT official_score=([0-9.]+)", re.MULTILINE)
 
 
@@ -576,7 +583,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.asdkit_tool.is_file():
         sys.exit(f"{args.asdkit_tool}: ASDKit's runner is missing (--asdkit-tool)")
     overrides = (f"trainer.max_epochs={args.epochs}",) if args.epochs else ()
-    asdkit = f"ASDKit: {args.asdkit_recipe}"
+    asdkit = asdkit_system(args.asdkit_recipe)
     results: dict[str, dict[int, dict]] = {asdkit: {}, **{f"ours: {e}": {} for e in experiments}}
     for seed in seeds:
         results[asdkit][seed] = asdkit_scores(
