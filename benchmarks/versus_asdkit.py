@@ -61,7 +61,6 @@ from versus_baseline import (
     print_comparison,
     run_once,
     run_ours,
-    tables,
 )
 
 SHARED_TOOL = Path(__file__).resolve().parents[2] / "shared" / "tools" / "run_asdkit.sh"
@@ -593,7 +592,7 @@ def main(argv: list[str] | None = None) -> None:
             run_dir = run_ours(experiment, PROFILES[args.profile], root, args.data_seed, seed, args.work, overrides)
             results[f"ours: {experiment}"][seed] = {**our_scores(run_dir), "epoch_seconds": epoch_seconds(run_dir)}
         print(f"seed {seed} done", flush=True)
-    print_comparison(tables(results, seeds, machines, reference_system=asdkit), args, root)
+    print_comparison(results, seeds, machines, asdkit, args, root)
 
 
 if __name__ == "__main__":

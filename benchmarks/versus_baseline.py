@@ -7,8 +7,9 @@ For each training seed, runs the official baseline (``../shared/tools/run_offici
 own code, both score modes from one training, one machine type at a time) and each of our recipes
 (``python -m asd.train experiment=<name>``) on the synthetic profile, then prints per seed the
 official score of every system, its mean ± standard deviation, the difference from the baseline's
-MSE mode (and at how many seeds we are above it), the wall time of each run, and the score per
-machine type. Finished runs under ``--work`` are read, not run again (``<work>/baseline/s<seed>/<machine>/``
+MSE mode (and at how many seeds we are above it), the wall time of each run, the score per machine
+type, and each machine type's difference from the reference with a permutation test over the runs
+(``machine_gaps``). Finished runs under ``--work`` are read, not run again (``<work>/baseline/s<seed>/<machine>/``
 with ``<machine>.time``, ``<work>/ours/<experiment>/s<seed>/`` with ``s<seed>.time``, seconds), so a
 long comparison can be resumed or assembled from runs made elsewhere. Runs use the threads the
 environment gives (``OMP_NUM_THREADS``; ``taskset`` to pin a core), the same for both sides.
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.stats
 
 from asd.data.index import list_machines
 from asd.data.synthetic import ensure_dataset
@@ -140,6 +142,49 @@ def tables(
     return pd.DataFrame(rows).to_string(index=False), pd.DataFrame(per_machine).to_string(index=False)
 
 
+def dealt_gaps(runs: np.ndarray, count: int) -> np.ndarray:
+    """The largest per-type gap between the mean of ``count`` runs (rows of per-type scores) and the
+    mean of the rest, for every way of dealing the rows out (scipy's exact permutation distribution)."""
+
+    def largest_gap(first: np.ndarray, second: np.ndarray) -> float:
+        return float(np.abs(runs[first].mean(axis=0) - runs[second].mean(axis=0)).max())
+
+    dealt = (np.arange(count), np.arange(count, len(runs)))
+    return scipy.stats.permutation_test(
+        dealt, largest_gap, permutation_type="independent", vectorized=False, n_resamples=np.inf
+    ).null_distribution
+
+
+def machine_gaps(
+    results: dict[str, dict[int, dict]], seeds: list[int], machines: list[str], reference_system: str
+) -> str:
+    """Per machine type, each system's mean difference from ``reference_system``, as a printable table,
+    with a family-wise exact permutation p: every way of dealing the 2 × len(seeds) runs out to the two
+    systems, the largest per-type gap (points) as the statistic, so the types are corrected for together
+    (Westfall and Young's single-step max-T); and the largest per-type gap that 95 % of the dealings stay
+    within — how far apart two programs whose runs are exchangeable land at this many seeds. A run is one
+    training seed's scores on every type, dealt whole, so the types' dependence within a run is kept."""
+    reference = np.array([[results[reference_system][s]["machines"][m] for m in machines] for s in seeds])
+    count = len(seeds)
+    rows = []
+    for system, by_seed in results.items():
+        if system == reference_system:
+            continue
+        scores = np.array([[by_seed[s]["machines"][m] for m in machines] for s in seeds])
+        null = dealt_gaps(np.vstack([scores, reference]), count)
+        gaps = scores.mean(axis=0) - reference.mean(axis=0)
+        # the relative tolerance keeps a dealing's gap that equals the observed one in float rounding
+        p_values = [np.mean(null >= abs(gap) * (1 - 1e-12)) for gap in gaps]
+        rows.append(
+            {
+                "system": system,
+                **{m: f"{gap:+.2f} (p {p:.2f})" for m, gap, p in zip(machines, gaps, p_values)},
+                "95 % of dealings within": f"{np.quantile(null, 0.95, method='higher'):.2f}",
+            }
+        )
+    return pd.DataFrame(rows).to_string(index=False)
+
+
 def comparison_parser(description: str, experiments: str, seeds: str) -> argparse.ArgumentParser:
     """The options every side-by-side benchmark shares (this one and versus_asdkit.py)."""
     parser = argparse.ArgumentParser(description=description)
@@ -186,15 +231,22 @@ def main(argv: list[str] | None = None) -> None:
             run_dir = run_ours(experiment, PROFILES[args.profile], root, args.data_seed, seed, args.work)
             results[f"ours: {experiment}"][seed] = our_scores(run_dir)
         print(f"seed {seed} done", flush=True)
-    print_comparison(tables(results, seeds, machines), args, root)
+    print_comparison(results, seeds, machines, BASELINE_MODES["MSE"], args, root)
 
 
-def print_comparison(printed_tables: tuple[str, str], args, root: Path) -> None:
-    overall, per_machine = printed_tables
+def print_comparison(
+    results: dict[str, dict[int, dict]], seeds: list[int], machines: list[str], reference_system: str, args, root: Path
+) -> None:
+    overall, per_machine = tables(results, seeds, machines, reference_system)
     print(f"\n## Official score (%), {args.profile} profile (generator seed {args.data_seed}, {root})\n")
     print(overall)
     print("\n## Score per machine type (%), mean over the seeds\n")
     print(per_machine)
+    if len(seeds) > 1:
+        print(
+            f"\n## Per machine type, each system − {reference_system} (mean over the seeds), family-wise permutation p\n"
+        )
+        print(machine_gaps(results, seeds, machines, reference_system))
 
 
 if __name__ == "__main__":

@@ -129,6 +129,9 @@ def test_versus_asdkit_prints_both_programs_per_seed_with_times_per_epoch(tmp_pa
     # 91 and 79 against 90 and 80: +1 and -1, mean 0, above at one seed; 400 s a seed, 20 s an epoch
     assert "85.00 ± 8.49" in ours and "+0.00 (1/2 seeds above)" in ours and ours.split()[-2:] == ["400", "20.0"]
     assert "vs ASDKit: dis_spec_scac_trainable" in done.stdout
+    # per type, over the six ways to deal the four runs (91, 79 | 90, 80) out two a side: gaps 0, 0, 1, 1, 11, 11
+    gaps = _row(done.stdout.split("family-wise permutation p")[1], "ours: multibranch_sc_adacos_knn")
+    assert gaps.count("+0.00 (p 1.00)") == len(MACHINES) and gaps.rstrip().endswith("11.00")
     assert (work / "asdkit" / "s1" / "official_scores.csv").is_file()
     # another of ASDKit's recipes: run by its own name, apart from the default recipe's runs, and compared with
     multispec = subprocess.run(
@@ -155,6 +158,35 @@ def test_versus_asdkit_prints_both_programs_per_seed_with_times_per_epoch(tmp_pa
     assert (
         unknown.returncode == 1 and "--asdkit-recipe dis_spec_typo: no such recipe in ASDKit's source" in unknown.stderr
     )
+
+
+def test_machine_gaps_corrects_each_types_gap_for_every_type_together():
+    sys.path.insert(0, str(SCRIPT.parent))
+    from versus_baseline import machine_gaps
+
+    def results(ours: dict[str, list[float]], reference: dict[str, list[float]]) -> dict:
+        return {
+            system: {seed: {"machines": {m: values[m][seed] for m in values}} for seed in range(3)}
+            for system, values in (("ours", ours), ("reference", reference))
+        }
+
+    # one type apart at every seed: of the twenty ways to deal six runs out three a side, only the true one and
+    # its mirror reach a gap of 10, so p = 2/20
+    apart = machine_gaps(
+        results({"a": [10, 11, 12], "b": [5, 5, 5]}, {"a": [0, 1, 2], "b": [5, 5, 5]}),
+        [0, 1, 2],
+        ["a", "b"],
+        "reference",
+    )
+    assert _row(apart, "ours").split() == ["ours", "+10.00", "(p", "0.10)", "+0.00", "(p", "1.00)", "10.00"]
+    # type a's gap of 3 (p 0.10 alone) is reached by type b's spread in 14 of the 20 dealings: p 0.70 for both together
+    spread = machine_gaps(
+        results({"a": [3, 3, 3], "b": [10, -10, 0]}, {"a": [0, 0, 0], "b": [0, 0, 0]}),
+        [0, 1, 2],
+        ["a", "b"],
+        "reference",
+    )
+    assert _row(spread, "ours").split() == ["ours", "+3.00", "(p", "0.70)", "+0.00", "(p", "1.00)", "6.67"]
 
 
 CALIBRATION_SCRIPT = SCRIPT.parent / "calibrate_dcase.py"
