@@ -29,6 +29,10 @@ the same weights, mixed up as ASDKit's mixup drew it, ASDKit's side its own Ligh
 own recipe files: each step's two losses and the largest difference of any weight or batch-norm statistic.
 One epoch of steps shows what one step cannot: the optimiser's state (Adam's betas), the running statistics.
 
+``--check-init SEEDS`` builds ASDKit's network and SC-AdaCos head and our recipe's module at SEEDS seeds each
+and compares every tensor's initial values, pooled over the seeds, by the Kolmogorov–Smirnov test: with the
+training shown one function of its draws (``--check-steps``), the initial weights are one of those draws.
+
 ``--check-backend <ASDKit run>`` scores the embeddings ASDKit extracted in one of its runs (a seed folder
 under ``--work``'s ``asdkit/``) with our recipe's back-end and prints, per machine type, the largest
 difference from ASDKit's own kNN + SMOTE scores of them, and both official scores. ASDKit's distance is
@@ -124,15 +128,20 @@ def epoch_seconds(run_dir: Path) -> float:
     return (times[-1] - times[0]) / (len(times) - 1)
 
 
-NETWORK_CHECK = """
-import sys, torch
+ASDKIT_NETWORK = """
 from asdkit.models.multiresnet import MultiResNet
-torch.manual_seed(0)
 stft = dict(sr=16000, n_fft=1024, hop_length=512, n_mels=None, power=1.0, f_min=200.0, f_max=8000.0, temporal_norm=False)
-net = MultiResNet(sec=12, sr=16000, use_fft=True, stft_cfg_list=[stft],
-    fft_network_cfg=dict(tgt_class="asdkit.models.multiresnet.fft_encoder_networks.Conv1dEncoderLayer", aggregate="mlp"),
-    stft_network_cfg=dict(tgt_class="asdkit.models.multiresnet.stft_encoder_networks.Conv2dEncoderLayer",
-                          resnet_additional_layer="SEBlock", aggregate="mlp"))
+def network():
+    return MultiResNet(sec=12, sr=16000, use_fft=True, stft_cfg_list=[stft],
+        fft_network_cfg=dict(tgt_class="asdkit.models.multiresnet.fft_encoder_networks.Conv1dEncoderLayer", aggregate="mlp"),
+        stft_network_cfg=dict(tgt_class="asdkit.models.multiresnet.stft_encoder_networks.Conv2dEncoderLayer",
+                              resnet_additional_layer="SEBlock", aggregate="mlp"))
+"""
+NETWORK_CHECK = (
+    "import sys, torch\n"
+    + ASDKIT_NETWORK
+    + """torch.manual_seed(0)
+net = network()
 clips = 0.1 * torch.randn(4, 192000)
 net.train()
 for _ in range(2):
@@ -141,6 +150,21 @@ net.eval()
 torch.save({"names": list(net.state_dict()), "tensors": list(net.state_dict().values()), "clips": clips,
             "embeddings": net(clips)}, sys.argv[1])
 """
+)
+# the recipe's network and SC-AdaCos head (16 trainable centres for each of 20 classes) as each seed builds them
+INIT_CHECK = (
+    "import sys, torch\n"
+    + ASDKIT_NETWORK
+    + """from asdkit.losses import SCAdaCos
+states = []
+for seed in range(int(sys.argv[2])):
+    torch.manual_seed(seed)
+    net = network()
+    head = SCAdaCos(embed_size=256, n_classes=20, n_subclusters=16, trainable=True, dynamic=False)
+    states.append({"names": list(net.state_dict()), "tensors": list(net.state_dict().values()), "W": head.W.detach()})
+torch.save(states, sys.argv[1])
+"""
+)
 
 
 # in float64: in float32 the rounding, amplified by batch norms over four clips, moves gradients by up to
@@ -206,6 +230,52 @@ def check_network(python: Path, source: Path) -> float:
         f"max |embedding ours - embedding ASDKit| = {difference:.2e} (embeddings up to {theirs['embeddings'].abs().max():.2f})"
     )
     return difference
+
+
+def check_init(python: Path, source: Path, experiment: str, seeds: int) -> float:
+    """The two programs' initial weights in distribution: ASDKit's network and SC-AdaCos head (its code, its
+    environment) and our ``experiment``'s module, each built at ``seeds`` seeds; every tensor's values pooled over
+    the seeds, compared by the two-sample Kolmogorov–Smirnov test. Prints the tensors of the smallest p
+    beside how many p under 0.05 the tensor count gives by chance; returns the smallest p."""
+    import hydra
+    import scipy.stats
+    import torch
+    from hydra import compose, initialize_config_dir
+
+    from asd.backends.base import build_backend
+    from asd.train import config_dir
+
+    with tempfile.TemporaryDirectory() as folder:
+        dump = Path(folder) / "asdkit.pt"
+        env = {**os.environ, "PYTHONPATH": str(source)}
+        subprocess.run([str(python), "-c", INIT_CHECK, str(dump), str(seeds)], check=True, env=env)
+        theirs = torch.load(dump)
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={experiment}"])
+    ours = []
+    for seed in range(seeds):
+        torch.manual_seed(seed)
+        classes = [str(c) for c in range(20)]
+        module = hydra.utils.instantiate(cfg.model, backend=build_backend(cfg.backend), class_names=classes)
+        ours.append([*module.network.state_dict().values(), module.head.weight.detach()])
+    names = [*module.network.state_dict(), "head.weight"]
+    order = asdkit_order(theirs[0]["names"])
+    # ASDKit's tensors in our order; its centres are columns, ours rows
+    asdkit = [[state["tensors"][i] for i in order] + [state["W"].T] for state in theirs]
+    p_values = {}
+    for index, name in enumerate(names):
+        mine = torch.cat([state[index].flatten() for state in ours]).double().numpy()
+        its = torch.cat([state[index].flatten() for state in asdkit]).double().numpy()
+        if mine.std() == its.std() == 0:  # a constant start (batch-norm scales and shifts): equal or not
+            p_values[name] = float(mine[0] == its[0])
+            continue
+        p_values[name] = scipy.stats.ks_2samp(mine, its).pvalue
+    print(f"{len(names)} tensors, {seeds} seeds a side; the five smallest Kolmogorov–Smirnov p:")
+    for name in sorted(p_values, key=p_values.get)[:5]:
+        print(f"  {name}: p {p_values[name]:.3g}")
+    below = sum(p < 0.05 for p in p_values.values())
+    print(f"p < 0.05 at {below} of {len(names)} tensors (by chance alone about {0.05 * len(names):.0f})")
+    return min(p_values.values())
 
 
 ASDKIT_KNN_SMOTE = "AS-Knn-1-1-0.2-2-cosine-main"  # its score column for k = 1, SMOTE ratio 0.2, 2 neighbours
@@ -534,6 +604,9 @@ def main(argv: list[str] | None = None) -> None:
         "--check-steps", type=int, metavar="N", help="compare N training steps of both on the data's clips, then stop"
     )
     parser.add_argument(
+        "--check-init", type=int, metavar="SEEDS", help="compare both initial weights over SEEDS seeds, then stop"
+    )
+    parser.add_argument(
         "--check-batch-size", type=int, default=64, help="--check-steps' clips a batch (the recipe's 64)"
     )
     parser.add_argument(
@@ -547,13 +620,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--asdkit-source", type=Path, default=Path(os.environ.get("ASDKIT_SRC", "/tmp/asdkit/src")))
     args = parser.parse_args(argv)
     experiment = args.experiments.split(",")[0]  # what a check compares: the first recipe
-    if (args.check_network or args.check_step) and args.asdkit_recipe != ASDKIT_RECIPE:
-        parser.error(f"--check-network and --check-step build {ASDKIT_RECIPE}'s network only; use --check-steps")
+    if (args.check_network or args.check_step or args.check_init) and args.asdkit_recipe != ASDKIT_RECIPE:
+        parser.error(
+            f"--check-network, --check-step and --check-init build {ASDKIT_RECIPE}'s network only; use --check-steps"
+        )
+    if args.check_init is not None and args.check_init < 2:
+        parser.error(f"--check-init {args.check_init}: at least two seeds a side")
     if args.check_network:
         check_network(args.asdkit_python, args.asdkit_source)
         return
     if args.check_step:
         check_step(args.asdkit_python, args.asdkit_source)
+        return
+    if args.check_init is not None:
+        check_init(args.asdkit_python, args.asdkit_source, experiment, args.check_init)
         return
     if args.check_steps is not None:
         root = comparison_plan(args)[2]

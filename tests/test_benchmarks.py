@@ -144,6 +144,8 @@ def test_versus_asdkit_prints_both_programs_per_seed_with_times_per_epoch(tmp_pa
     refused = [*command, "--asdkit-recipe", "dis_multispec_scac_trainable", "--check-network"]
     refused = subprocess.run(refused, capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "build dis_spec_scac_trainable's network only" in refused.stderr
+    one_seed = subprocess.run([*command, "--check-init", "1"], capture_output=True, text=True, timeout=120)
+    assert one_seed.returncode == 2 and "--check-init 1: at least two seeds a side" in one_seed.stderr
     (tmp_path / "asdkit" / "config" / "train" / "experiments").mkdir(parents=True)
     unknown = [
         *command,
