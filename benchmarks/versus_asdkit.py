@@ -8,8 +8,8 @@ For each training seed, runs ASDKit end to end (``../shared/tools/run_asdkit.sh`
 model on all machine types, kNN with SMOTE) and each of our recipes (``python -m asd.train
 experiment=<name>``, default ``multibranch_sc_adacos_knn``, ASDKit's recipe as our options) on the same
 files, then prints per seed the official score of every system, mean ± standard deviation, the
-difference from ASDKit, the wall time per seed and per training epoch, and the score per machine
-type. Finished runs under ``--work`` are read, not run again (``<work>/asdkit/s<seed>/`` with
+difference from ASDKit, the wall time per seed and per training epoch, the score per machine type, and
+each type's gap from ASDKit with a family-wise permutation p over the runs (``versus_baseline.machine_gaps``). Finished runs under ``--work`` are read, not run again (``<work>/asdkit/s<seed>/`` with
 ``timing.json``, ``<work>/ours/<experiment>/s<seed>/``), so a comparison can be resumed. Run both
 sides with the same threads (``OMP_NUM_THREADS``), one run at a time. ``--asdkit-recipe`` runs another of
 ASDKit's recipes (in ``<work>/asdkit_<recipe>/``) and has ``--check-steps`` build it: e.g.
