@@ -9,9 +9,9 @@ model on all machine types, kNN with SMOTE) and each of our recipes (``python -m
 experiment=<name>``, default ``multibranch_sc_adacos_knn``, ASDKit's recipe as our options) on the same
 files, then prints per seed the official score of every system, mean ± standard deviation, the
 difference from ASDKit, the wall time per seed and per training epoch, the score per machine type, and
-each type's gap from ASDKit with a family-wise permutation p over the runs (``versus_baseline.machine_gaps``). Finished runs under ``--work`` are read, not run again (``<work>/asdkit/s<seed>/`` with
-``timing.json``, ``<work>/ours/<experiment>/s<seed>/``), so a comparison can be resumed. Run both
-sides with the same threads (``OMP_NUM_THREADS``), one run at a time. ``--asdkit-recipe`` runs another of
+each type's gap from ASDKit with a family-wise permutation p over the runs (``versus_baseline.machine_gaps``).
+Finished runs under ``--work`` are read, not run again (``<work>/asdkit/s<seed>/`` with ``timing.json``,
+``<work>/ours/<experiment>/s<seed>/``), so a comparison can be resumed. Run both sides with the same threads (``OMP_NUM_THREADS``), one run at a time. ``--asdkit-recipe`` runs another of
 ASDKit's recipes (in ``<work>/asdkit_<recipe>/``) and has ``--check-steps`` build it: e.g.
 ``dis_multispec_scac_trainable`` beside ``--experiments multibranch_multispec_sc_adacos_knn``.
 
@@ -266,7 +266,7 @@ def check_init(python: Path, source: Path, experiment: str, seeds: int) -> float
     for index, name in enumerate(names):
         mine = torch.cat([state[index].flatten() for state in ours]).double().numpy()
         its = torch.cat([state[index].flatten() for state in asdkit]).double().numpy()
-        if mine.std() == its.std() == 0:  # a constant start (batch-norm scales and shifts): equal or not
+        if mine.std() == its.std() == 0:  # a constant start (batch-norm running statistics): equal or not
             p_values[name] = float(mine[0] == its[0])
             continue
         p_values[name] = scipy.stats.ks_2samp(mine, its).pvalue
