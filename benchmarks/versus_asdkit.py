@@ -11,9 +11,10 @@ files, then prints per seed the official score of every system, mean ± standard
 difference from ASDKit, the wall time per seed and per training epoch, the score per machine type, and
 each type's gap from ASDKit with a family-wise permutation p over the runs (``versus_baseline.machine_gaps``).
 Finished runs under ``--work`` are read, not run again (``<work>/asdkit/s<seed>/`` with ``timing.json``,
-``<work>/ours/<experiment>/s<seed>/``), so a comparison can be resumed. Run both sides with the same threads (``OMP_NUM_THREADS``), one run at a time. ``--asdkit-recipe`` runs another of
-ASDKit's recipes (in ``<work>/asdkit_<recipe>/``) and has ``--check-steps`` build it: e.g.
-``dis_multispec_scac_trainable`` beside ``--experiments multibranch_multispec_sc_adacos_knn``.
+``<work>/ours/<experiment>/s<seed>/``), so a comparison can be resumed. Run both sides with the same
+threads (``OMP_NUM_THREADS``), one run at a time. ``--asdkit-recipe`` runs another of ASDKit's recipes (in
+``<work>/asdkit_<recipe>/``) and has ``--check-steps`` build it: e.g. ``dis_multispec_scac_trainable`` beside
+``--experiments multibranch_multispec_sc_adacos_knn``.
 
 ``--check-network`` builds ASDKit's network (its code, in its own environment) and ours, loads
 ASDKit's weights into ours and prints the largest difference of the two embeddings of the same clips:
