@@ -152,7 +152,7 @@ torch.save({"names": list(net.state_dict()), "tensors": list(net.state_dict().va
             "embeddings": net(clips)}, sys.argv[1])
 """
 )
-# the recipe's network and SC-AdaCos head (16 trainable centres for each of 20 classes) as each seed builds them
+# the recipe's network and SC-AdaCos head (16 trainable centres a class) as each seed builds them
 INIT_CHECK = (
     "import sys, torch\n"
     + ASDKIT_NETWORK
@@ -161,7 +161,7 @@ states = []
 for seed in range(int(sys.argv[2])):
     torch.manual_seed(seed)
     net = network()
-    head = SCAdaCos(embed_size=256, n_classes=20, n_subclusters=16, trainable=True, dynamic=False)
+    head = SCAdaCos(embed_size=256, n_classes=int(sys.argv[3]), n_subclusters=16, trainable=True, dynamic=False)
     states.append({"names": list(net.state_dict()), "tensors": list(net.state_dict().values()), "W": head.W.detach()})
 torch.save(states, sys.argv[1])
 """
@@ -246,17 +246,18 @@ def check_init(python: Path, source: Path, experiment: str, seeds: int) -> float
     from asd.backends.base import build_backend
     from asd.train import config_dir
 
+    classes = [str(c) for c in range(20)]  # the benchmark profile's count; any count compares the same way
     with tempfile.TemporaryDirectory() as folder:
         dump = Path(folder) / "asdkit.pt"
         env = {**os.environ, "PYTHONPATH": str(source)}
-        subprocess.run([str(python), "-c", INIT_CHECK, str(dump), str(seeds)], check=True, env=env)
+        command = [str(python), "-c", INIT_CHECK, str(dump), str(seeds), str(len(classes))]
+        subprocess.run(command, check=True, env=env)
         theirs = torch.load(dump)
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose("train", overrides=[f"experiment={experiment}"])
     ours = []
     for seed in range(seeds):
         torch.manual_seed(seed)
-        classes = [str(c) for c in range(20)]
         module = hydra.utils.instantiate(cfg.model, backend=build_backend(cfg.backend), class_names=classes)
         ours.append([*module.network.state_dict().values(), module.head.weight.detach()])
     names = [*module.network.state_dict(), "head.weight"]
