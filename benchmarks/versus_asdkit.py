@@ -20,9 +20,11 @@ threads (``OMP_NUM_THREADS``), one run at a time. ``--asdkit-recipe`` runs anoth
 ASDKit's weights into ours and prints the largest difference of the two embeddings of the same clips:
 the components are the same where it is at float rounding.
 
-``--check-step`` runs one training step of each program (float64) from the same weights on the same
-clips, mixed up as ASDKit's mixup drew it, and prints the two losses, the largest relative gradient
-difference and the largest weight difference after the optimiser's step.
+``--check-step`` runs one training step of each program (float64; ``--check-dtype float32`` for the dtype
+both programs train in) from the same weights on the same clips, mixed up as ASDKit's mixup drew it, and
+prints the two losses, the largest relative gradient difference and the largest weight difference after
+the optimiser's step, beside the same two differences of ASDKit's step on another number of threads
+against itself: the size of rounding alone.
 
 ``--check-steps N`` runs N training steps of both (float64) on the first N batches of our recipe's own
 training order of the data's clips (``--check-batch-size`` clips each, the recipe's 64 by default), from
@@ -168,10 +170,10 @@ torch.save(states, sys.argv[1])
 )
 
 
-# in float64: in float32 the rounding, amplified by batch norms over four clips, moves gradients by up to
-# 6e-5 (relative) between two runs of ASDKit itself on 1 and 2 threads, and by 1e-3 between the programs
+# argv: where the result goes, the dtype every tensor is made in (float64 by default: float32 rounding differs
+# even between two runs of ASDKit itself on different numbers of threads)
 STEP_CHECK = (
-    "import torch\ntorch.set_default_dtype(torch.float64)\n"
+    "import sys, torch\ntorch.set_default_dtype(getattr(torch, sys.argv[2]))\n"
     + NETWORK_CHECK.split("clips = ")[0]
     + """from asdkit.augmentations import Mixup
 from asdkit.losses import SCAdaCos
@@ -181,8 +183,8 @@ start = {"names": list(net.state_dict()), "tensors": [t.clone() for t in net.sta
 net.train()
 optimizer = torch.optim.AdamW(list(net.parameters()) + list(head.parameters()), lr=1e-3)  # its optim_cfg
 mixup = Mixup(prob=0.5).train()  # its recipe's augmentation
-torch.manual_seed(8)  # mixes clips 0, 1, 2 (with 1, 4, 3; shares 0.78, 0.57, 0.11), not 3, 4, 5
-batch = mixup({"wave": clips, "onehot_main": torch.nn.functional.one_hot(labels, 3).double()})
+torch.manual_seed(8)  # float64: mixes clips 0, 1, 2 (with 1, 4, 3; shares 0.78, 0.57, 0.11), not 3, 4, 5
+batch = mixup({"wave": clips, "onehot_main": torch.nn.functional.one_hot(labels, 3).to(clips.dtype)})
 torch.manual_seed(8)  # Mixup's draws again, in its order: shares, partners, whether mixed
 draws = {"lam": torch.rand(6), "perm": torch.randperm(6), "dec_uniform": torch.rand(6)}
 loss = head(net(batch["wave"]), batch["onehot_main"])
@@ -399,24 +401,43 @@ def asdkit_mixup_draws(draws: dict):
         yield
 
 
-def check_step(python: Path, source: Path) -> float:
-    """One training step of both programs, in float64, from the same weights on the same clips and
+def largest_relative_difference(ours: list, theirs: list) -> float:
+    """The largest relative difference |a - b| / |b| of paired gradients; a squeeze-excitation gate can
+    have no gradient at all in one step: zero in both is no difference."""
+    return max(
+        float((a - b).norm() / b.norm().clamp_min(1e-300)) if b.norm() > 0 else float(a.norm() > 0)
+        for a, b in zip(ours, theirs, strict=True)
+    )
+
+
+def asdkit_step(python: Path, source: Path, dtype: str, threads: int, folder: Path) -> dict:
+    """ASDKit's side of ``--check-step`` (``STEP_CHECK``) in ``dtype`` on ``threads`` CPU threads."""
+    import torch
+
+    dump = folder / f"asdkit_step_{threads}.pt"
+    env = {**os.environ, "PYTHONPATH": str(source), "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    subprocess.run([str(python), "-c", STEP_CHECK, str(dump), dtype], check=True, env=env, capture_output=True)
+    return torch.load(dump)
+
+
+def check_step(python: Path, source: Path, dtype: str = "float64") -> float:
+    """One training step of both programs, in ``dtype``, from the same weights on the same clips and
     classes (ASDKit: its network, its mixup (probability 0.5), its SC-AdaCos with trainable centres at a
     fixed scale, AdamW as its recipe configures it; ours: the recipe's module, its mixup given ASDKit's
     draws — which clips are mixed, their shares and partners): the loss, every gradient and every weight
-    after the optimiser's step, side by side. Returns the largest relative gradient difference."""
+    after the optimiser's step, side by side, and as the yardstick of rounding the same step of ASDKit on
+    another number of threads against itself. Returns the largest relative gradient difference."""
     import torch
 
     from asd.backends import KNNBackend
     from asd.models.multibranch import MultiBranchModule
 
+    threads = torch.get_num_threads()
     with tempfile.TemporaryDirectory() as folder:
-        dump = Path(folder) / "asdkit_step.pt"
-        env = {**os.environ, "PYTHONPATH": str(source)}
-        subprocess.run([str(python), "-c", STEP_CHECK, str(dump)], check=True, env=env, capture_output=True)
-        theirs = torch.load(dump)
+        theirs = asdkit_step(python, source, dtype, threads, Path(folder))
+        itself = asdkit_step(python, source, dtype, 1 if threads > 1 else 2, Path(folder))
     order = asdkit_order(theirs["names"])
-    torch.set_default_dtype(torch.float64)  # as ASDKit's side: every tensor made on the way too
+    torch.set_default_dtype(getattr(torch, dtype))  # as ASDKit's side: every tensor made on the way too
     module = MultiBranchModule(KNNBackend(), class_names=["a", "b", "c"], mixup_probability=0.5)
     names = list(module.network.state_dict())
     module.network.load_state_dict(dict(zip(names, [theirs["tensors"][i] for i in order], strict=True)))
@@ -433,21 +454,32 @@ def check_step(python: Path, source: Path) -> float:
     their_grads = dict(zip(theirs["grads"]["names"], theirs["grads"]["tensors"]))
     their_grad_names = [n for n in (theirs["names"][i] for i in order) if n in their_grads]
     ours_grads = [p.grad for p in module.network.parameters()] + [module.head.weight.grad]
-    their_grads = [their_grads[n] for n in their_grad_names] + [theirs["W_grad"].T]
-    # a squeeze-excitation gate can have no gradient at all in one step: zero in both is no difference
-    grad_error = max(
-        float((a - b).norm() / b.norm().clamp_min(1e-300)) if b.norm() > 0 else float(a.norm() > 0)
-        for a, b in zip(ours_grads, their_grads, strict=True)
+    grad_error = largest_relative_difference(
+        ours_grads, [their_grads[n] for n in their_grad_names] + [theirs["W_grad"].T]
+    )
+    rounding = largest_relative_difference(
+        itself["grads"]["tensors"] + [itself["W_grad"]], theirs["grads"]["tensors"] + [theirs["W_grad"]]
     )
     optimizer.step()
     after = [theirs["after"][i] for i in order] + [theirs["W_after"].T]
     ours_after = list(module.network.state_dict().values()) + [module.head.weight.detach()]
     weight_difference = max(float((a - b).abs().max()) for a, b in zip(ours_after, after, strict=True))
-    print(f"loss: ours {loss.item():.6f}, ASDKit {theirs['loss']:.6f} (clips {mixed} of 6 mixed)")
-    print(
-        f"gradients: largest relative difference of a parameter's gradient {grad_error:.1e} ({len(ours_grads)} parameters)"
+    weight_rounding = max(
+        float((a - b).abs().max())
+        for a, b in zip(itself["after"] + [itself["W_after"]], theirs["after"] + [theirs["W_after"]], strict=True)
     )
-    print(f"after one AdamW step (lr 1e-3): max |weight ours - weight ASDKit| = {weight_difference:.1e}")
+    other = f"ASDKit against itself on {1 if threads > 1 else 2} thread(s)"
+    print(
+        f"{dtype}, {threads} thread(s): loss ours {loss.item():.7f}, ASDKit {theirs['loss']:.7f} (clips {mixed} of 6 mixed)"
+    )
+    print(
+        f"gradients: largest relative difference of a parameter's gradient {grad_error:.1e} ({len(ours_grads)} parameters);"
+        f" {other}: {rounding:.1e}"
+    )
+    print(
+        f"after one AdamW step (lr 1e-3): max |weight ours - weight ASDKit| = {weight_difference:.1e}; {other}:"
+        f" {weight_rounding:.1e}"
+    )
     return grad_error
 
 
@@ -603,6 +635,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--check-network", action="store_true", help="compare the two networks, then stop")
     parser.add_argument("--check-step", action="store_true", help="compare one training step of both, then stop")
     parser.add_argument(
+        "--check-dtype", choices=("float64", "float32"), default="float64", help="--check-step's dtype (float64)"
+    )
+    parser.add_argument(
         "--check-steps", type=int, metavar="N", help="compare N training steps of both on the data's clips, then stop"
     )
     parser.add_argument(
@@ -631,8 +666,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.check_network:
         check_network(args.asdkit_python, args.asdkit_source)
         return
+    if args.check_dtype != "float64" and not args.check_step:
+        parser.error(f"--check-dtype {args.check_dtype} is --check-step's: give --check-step too")
     if args.check_step:
-        check_step(args.asdkit_python, args.asdkit_source)
+        check_step(args.asdkit_python, args.asdkit_source, args.check_dtype)
         return
     if args.check_init is not None:
         check_init(args.asdkit_python, args.asdkit_source, experiment, args.check_init)

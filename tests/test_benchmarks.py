@@ -146,6 +146,9 @@ def test_versus_asdkit_prints_both_programs_per_seed_with_times_per_epoch(tmp_pa
     assert refused.returncode == 2 and "build dis_spec_scac_trainable's network only" in refused.stderr
     one_seed = subprocess.run([*command, "--check-init", "1"], capture_output=True, text=True, timeout=120)
     assert one_seed.returncode == 2 and "--check-init 1: at least two seeds a side" in one_seed.stderr
+    # a dtype for the one-step check only: with the comparison it would be silently ignored
+    dtype = subprocess.run([*command, "--check-dtype", "float32"], capture_output=True, text=True, timeout=120)
+    assert dtype.returncode == 2 and "--check-dtype float32 is --check-step's" in dtype.stderr
     (tmp_path / "asdkit" / "config" / "train" / "experiments").mkdir(parents=True)
     unknown = [
         *command,
