@@ -433,9 +433,10 @@ def check_step(python: Path, source: Path, dtype: str = "float64") -> float:
     from asd.models.multibranch import MultiBranchModule
 
     threads = torch.get_num_threads()
+    other_threads = 1 if threads > 1 else 2
     with tempfile.TemporaryDirectory() as folder:
         theirs = asdkit_step(python, source, dtype, threads, Path(folder))
-        itself = asdkit_step(python, source, dtype, 1 if threads > 1 else 2, Path(folder))
+        itself = asdkit_step(python, source, dtype, other_threads, Path(folder))
     order = asdkit_order(theirs["names"])
     torch.set_default_dtype(getattr(torch, dtype))  # as ASDKit's side: every tensor made on the way too
     module = MultiBranchModule(KNNBackend(), class_names=["a", "b", "c"], mixup_probability=0.5)
@@ -468,7 +469,7 @@ def check_step(python: Path, source: Path, dtype: str = "float64") -> float:
         float((a - b).abs().max())
         for a, b in zip(itself["after"] + [itself["W_after"]], theirs["after"] + [theirs["W_after"]], strict=True)
     )
-    other = f"ASDKit against itself on {1 if threads > 1 else 2} thread(s)"
+    other = f"ASDKit against itself on {other_threads} thread(s)"
     print(
         f"{dtype}, {threads} thread(s): loss ours {loss.item():.7f}, ASDKit {theirs['loss']:.7f} (clips {mixed} of 6 mixed)"
     )
