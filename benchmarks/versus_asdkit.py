@@ -213,16 +213,28 @@ def asdkit_order(names: list[str]) -> list[int]:
     return order + shortcuts
 
 
-def check_network(python: Path, source: Path) -> float:
+def asdkit_result(
+    python: Path, source: Path, code: str, args: tuple = (), threads: int | None = None, quiet: bool = True
+):
+    """``code`` run in ASDKit's environment (``python``, its ``source`` on the path; on ``threads`` CPU threads
+    where given), its first argument a file for its result, then ``args``: that result, loaded. ``quiet``:
+    ASDKit's output kept back."""
     import torch
 
-    from asd.models.multibranch import MultiBranchNetwork
-
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    if threads is not None:
+        env |= {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     with tempfile.TemporaryDirectory() as folder:
         dump = Path(folder) / "asdkit.pt"
-        env = {**os.environ, "PYTHONPATH": str(source)}
-        subprocess.run([str(python), "-c", NETWORK_CHECK, str(dump)], check=True, env=env, capture_output=True)
-        theirs = torch.load(dump)
+        command = [str(python), "-c", code, str(dump), *(str(a) for a in args)]
+        subprocess.run(command, check=True, env=env, capture_output=quiet)
+        return torch.load(dump)
+
+
+def check_network(python: Path, source: Path) -> float:
+    from asd.models.multibranch import MultiBranchNetwork
+
+    theirs = asdkit_result(python, source, NETWORK_CHECK)
     ours = MultiBranchNetwork(192000)
     names = list(ours.state_dict())
     tensors = [theirs["tensors"][i] for i in asdkit_order(theirs["names"])]
@@ -249,12 +261,7 @@ def check_init(python: Path, source: Path, experiment: str, seeds: int) -> float
     from asd.train import config_dir
 
     classes = [str(c) for c in range(20)]  # the benchmark profile's count; any count compares the same way
-    with tempfile.TemporaryDirectory() as folder:
-        dump = Path(folder) / "asdkit.pt"
-        env = {**os.environ, "PYTHONPATH": str(source)}
-        command = [str(python), "-c", INIT_CHECK, str(dump), str(seeds), str(len(classes))]
-        subprocess.run(command, check=True, env=env)
-        theirs = torch.load(dump)
+    theirs = asdkit_result(python, source, INIT_CHECK, (seeds, len(classes)), quiet=False)
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose("train", overrides=[f"experiment={experiment}"])
     ours = []
@@ -410,16 +417,6 @@ def largest_relative_difference(ours: list, theirs: list) -> float:
     )
 
 
-def asdkit_step(python: Path, source: Path, dtype: str, threads: int, folder: Path) -> dict:
-    """ASDKit's side of ``--check-step`` (``STEP_CHECK``) in ``dtype`` on ``threads`` CPU threads."""
-    import torch
-
-    dump = folder / f"asdkit_step_{threads}.pt"
-    env = {**os.environ, "PYTHONPATH": str(source), "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    subprocess.run([str(python), "-c", STEP_CHECK, str(dump), dtype], check=True, env=env, capture_output=True)
-    return torch.load(dump)
-
-
 def check_step(python: Path, source: Path, dtype: str = "float64") -> float:
     """One training step of both programs, in ``dtype``, from the same weights on the same clips and
     classes (ASDKit: its network, its mixup (probability 0.5), its SC-AdaCos with trainable centres at a
@@ -434,9 +431,8 @@ def check_step(python: Path, source: Path, dtype: str = "float64") -> float:
 
     threads = torch.get_num_threads()
     other_threads = 1 if threads > 1 else 2
-    with tempfile.TemporaryDirectory() as folder:
-        theirs = asdkit_step(python, source, dtype, threads, Path(folder))
-        itself = asdkit_step(python, source, dtype, other_threads, Path(folder))
+    theirs = asdkit_result(python, source, STEP_CHECK, (dtype,), threads)
+    itself = asdkit_result(python, source, STEP_CHECK, (dtype,), other_threads)
     order = asdkit_order(theirs["names"])
     torch.set_default_dtype(getattr(torch, dtype))  # as ASDKit's side: every tensor made on the way too
     module = MultiBranchModule(KNNBackend(), class_names=["a", "b", "c"], mixup_probability=0.5)
