@@ -14,7 +14,9 @@ Finished runs under ``--work`` are read, not run again (``<work>/asdkit/s<seed>/
 ``<work>/ours/<experiment>/s<seed>/``), so a comparison can be resumed. Run both sides with the same
 threads (``OMP_NUM_THREADS``), one run at a time. ``--asdkit-recipe`` runs another of ASDKit's recipes (in
 ``<work>/asdkit_<recipe>/``) and has ``--check-steps`` build it: e.g. ``dis_multispec_scac_trainable`` beside
-``--experiments multibranch_multispec_sc_adacos_knn``.
+``--experiments multibranch_multispec_sc_adacos_knn``. ``--record`` / ``--recorded`` keep the compared runs'
+scores in a CSV and print the tables from it (``versus_baseline.py``); the benchmark profile's record is
+``experiments/versus_asdkit.csv``.
 
 ``--check-network`` builds ASDKit's network (its code, in its own environment) and ours, loads
 ASDKit's weights into ours and prints the largest difference of the two embeddings of the same clips:
@@ -65,7 +67,10 @@ from versus_baseline import (
     comparison_parser,
     comparison_plan,
     our_scores,
+    planned_runs,
     print_comparison,
+    print_recorded,
+    record_results,
     run_once,
     run_ours,
 )
@@ -692,6 +697,10 @@ def main(argv: list[str] | None = None) -> None:
         root = args.data_root or comparison_plan(args)[2]
         check_trained(args.check_trained, experiment, root)
         return
+    if args.recorded:
+        experiments = planned_runs(args)[1]
+        print_recorded(parser, args, [asdkit_system(args.asdkit_recipe), *(f"ours: {e}" for e in experiments)])
+        return
     if args.work is None:
         parser.error("--work is required")
     seeds, experiments, root, machines = comparison_plan(args)
@@ -708,6 +717,8 @@ def main(argv: list[str] | None = None) -> None:
             run_dir = run_ours(experiment, PROFILES[args.profile], root, args.data_seed, seed, args.work, overrides)
             results[f"ours: {experiment}"][seed] = {**our_scores(run_dir), "epoch_seconds": epoch_seconds(run_dir)}
         print(f"seed {seed} done", flush=True)
+    if args.record:
+        record_results(results, seeds, args, f"runs under {args.work.resolve()}")
     print_comparison(results, seeds, machines, asdkit, args, root)
 
 

@@ -13,6 +13,11 @@ type, and each machine type's difference from the reference with a permutation t
 with ``<machine>.time``, ``<work>/ours/<experiment>/s<seed>/`` with ``s<seed>.time``, seconds), so a
 long comparison can be resumed or assembled from runs made elsewhere. Runs use the threads the
 environment gives (``OMP_NUM_THREADS``; ``taskset`` to pin a core), the same for both sides.
+
+``--record CSV`` adds the compared runs (one row a system and seed: its data, official and per-type scores,
+times, and where it came from) to a CSV, replacing a row of the same run; ``--recorded CSV`` prints the same
+tables from that file alone, running and reading nothing else, so a comparison outlives its run folders
+(``experiments/versus_asdkit.csv``, this script's twin's record).
 """
 
 from __future__ import annotations
@@ -196,14 +201,104 @@ def comparison_parser(description: str, experiments: str, seeds: str) -> argpars
     )
     parser.add_argument("--data-root", type=Path, help="default: data/synthetic[_benchmark][_<data seed>]")
     parser.add_argument("--work", type=Path, help="where the runs go (and are read back from)")
+    parser.add_argument(
+        "--record",
+        type=Path,
+        metavar="CSV",
+        help="also add the compared runs' scores and times to CSV (a row of the same system, seed and data replaced)",
+    )
+    parser.add_argument(
+        "--recorded",
+        type=Path,
+        metavar="CSV",
+        help="print the comparison from CSV, written by --record, instead of running or reading any run folder",
+    )
     return parser
+
+
+RECORD_KEYS = ["profile", "data_seed", "epochs", "system", "seed"]  # what makes a recorded row one run
+
+
+def record_results(results: dict[str, dict[int, dict]], seeds: list[int], args, source: str) -> None:
+    """Add the runs of ``results`` at ``seeds`` to ``args.record`` (a CSV, one row a run: its data, its
+    system and seed, its official and per-type scores, its times, and ``source``, where it came from), so
+    that a comparison can be printed again (``--recorded``) once its run folders are gone."""
+    epochs = getattr(args, "epochs", None) or "recipe"
+    rows = [
+        {
+            "profile": args.profile,
+            "data_seed": args.data_seed,
+            "epochs": str(epochs),
+            "system": system,
+            "seed": seed,
+            "official": by_seed[seed]["official"],
+            "seconds": by_seed[seed]["seconds"],
+            "epoch_seconds": by_seed[seed].get("epoch_seconds"),
+            **by_seed[seed]["machines"],
+            "source": source,
+        }
+        for system, by_seed in results.items()
+        for seed in seeds
+    ]
+    added = pd.DataFrame(rows)
+    if args.record.is_file():
+        earlier = pd.read_csv(args.record, dtype={"epochs": str})
+        kept = earlier.merge(added[RECORD_KEYS], on=RECORD_KEYS, how="left", indicator=True)["_merge"] == "left_only"
+        added = pd.concat([earlier[kept.to_numpy()], added], ignore_index=True)
+    added = added.sort_values(RECORD_KEYS, kind="stable")
+    machines = sorted(set(added.columns) - {*RECORD_KEYS, "official", "seconds", "epoch_seconds", "source"})
+    args.record.parent.mkdir(parents=True, exist_ok=True)
+    added[[*RECORD_KEYS, "official", "seconds", "epoch_seconds", *machines, "source"]].to_csv(args.record, index=False)
+
+
+def print_recorded(parser: argparse.ArgumentParser, args, systems: list[str]) -> None:
+    """The comparison of ``systems`` (the first the reference) printed from ``args.recorded``."""
+    if args.record:
+        parser.error("--record with --recorded: nothing is run, so nothing is recorded")
+    seeds = planned_runs(args)[0]
+    results, machines = recorded_results(args, systems, seeds)
+    print_comparison(results, seeds, machines, systems[0], args, args.recorded)
+
+
+def recorded_results(args, systems: list[str], seeds: list[int]) -> tuple[dict[str, dict[int, dict]], list[str]]:
+    """(results, machine types) of ``systems`` at ``seeds`` on ``args``' data, read from ``args.recorded``;
+    exits naming the file and every run it lacks."""
+    path = args.recorded
+    if not path.is_file():
+        sys.exit(f"{path}: no such recorded-results file (--recorded)")
+    table = pd.read_csv(path, dtype={"epochs": str})
+    epochs = str(getattr(args, "epochs", None) or "recipe")
+    data = f"the {args.profile} profile, generator seed {args.data_seed}, epochs {epochs}"
+    table = table[(table["profile"] == args.profile) & (table["data_seed"] == args.data_seed)]
+    table = table[(table["epochs"] == epochs) & table["system"].isin(systems) & table["seed"].isin(seeds)]
+    found = set(zip(table["system"], table["seed"]))
+    missing = [f"{system} seed {seed}" for system in systems for seed in seeds if (system, seed) not in found]
+    if missing:
+        sys.exit(f"{path}: no recorded run of {'; '.join(missing)} on {data}")
+    machines = [c for c in table.columns if c not in {*RECORD_KEYS, "official", "seconds", "epoch_seconds", "source"}]
+    machines = [m for m in machines if table[m].notna().any()]
+    results: dict[str, dict[int, dict]] = {system: {} for system in systems}
+    for row in table.to_dict("records"):
+        lacking = [m for m in machines if pd.isna(row[m])]
+        if lacking:
+            sys.exit(f"{path}: {row['system']} seed {row['seed']} on {data} has no score for {', '.join(lacking)}")
+        results[row["system"]][row["seed"]] = {
+            "official": row["official"],
+            "seconds": row["seconds"],
+            "machines": {m: row[m] for m in machines},
+        } | ({"epoch_seconds": row["epoch_seconds"]} if pd.notna(row["epoch_seconds"]) else {})
+    return results, machines
+
+
+def planned_runs(args) -> tuple[list[int], list[str]]:
+    """(seeds, experiments) a side-by-side benchmark compares."""
+    return [int(s) for s in args.seeds.split(",")], [e for e in args.experiments.split(",") if e]
 
 
 def comparison_plan(args) -> tuple[list[int], list[str], Path, list[str]]:
     """(seeds, experiments, the data root, its machine types) of a side-by-side benchmark; the data is
     generated where missing."""
-    seeds = [int(s) for s in args.seeds.split(",")]
-    experiments = [e for e in args.experiments.split(",") if e]
+    seeds, experiments = planned_runs(args)
     data, _ = PROFILES[args.profile]
     root = args.data_root or Path("data") / (data + (f"_{args.data_seed}" if args.data_seed else ""))
     root = ensure_dataset(root.resolve(), seed=args.data_seed, profile=args.profile)
@@ -215,6 +310,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = comparison_parser(__doc__.split("\n\n")[0], "ae_fusion,ae_standardised_fusion", "13711,1,2")
     parser.add_argument("--baseline-tool", type=Path, default=SHARED_TOOL)
     args = parser.parse_args(argv)
+    if args.recorded:
+        experiments = planned_runs(args)[1]
+        print_recorded(parser, args, [*BASELINE_MODES.values(), *(f"ours: {e}" for e in experiments)])
+        return
     if args.work is None:
         parser.error("--work is required")
     seeds, experiments, root, machines = comparison_plan(args)
@@ -231,6 +330,8 @@ def main(argv: list[str] | None = None) -> None:
             run_dir = run_ours(experiment, PROFILES[args.profile], root, args.data_seed, seed, args.work)
             results[f"ours: {experiment}"][seed] = our_scores(run_dir)
         print(f"seed {seed} done", flush=True)
+    if args.record:
+        record_results(results, seeds, args, f"runs under {args.work.resolve()}")
     print_comparison(results, seeds, machines, BASELINE_MODES["MSE"], args, root)
 
 

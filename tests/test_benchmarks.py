@@ -165,6 +165,57 @@ def test_versus_asdkit_prints_both_programs_per_seed_with_times_per_epoch(tmp_pa
     )
 
 
+def test_a_recorded_comparison_prints_as_its_runs_did_once_their_folders_are_gone(tmp_path, synthetic_root):
+    work, record = tmp_path / "work", tmp_path / "records" / "versus_asdkit.csv"
+    _our_run_with_epochs(work, 0, 91.0, [1000.0, 1030.0, 1060.0])
+    _our_run_with_epochs(work, 1, 79.0, [0.0, 10.0, 20.0, 30.0])
+    tool = tmp_path / "asdkit.sh"
+    tool.write_text(FAKE_ASDKIT)
+    runs = [sys.executable, str(ASDKIT_SCRIPT), "--data-root", str(synthetic_root), "--asdkit-tool", str(tool)]
+    ran = subprocess.run(
+        [*runs, "--seeds", "0,1", "--work", str(work), "--record", str(record)], capture_output=True, text=True
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert len(pd.read_csv(record)) == 4  # two systems, two seeds
+    # the run folders lost (a machine reset): the same tables, read from the record alone
+    (work / "ours" / "multibranch_sc_adacos_knn" / "s1.time").unlink()
+    (work / "asdkit" / "s0.time").unlink()
+    recorded = [sys.executable, str(ASDKIT_SCRIPT), "--recorded", str(record)]
+    printed = subprocess.run([*recorded, "--seeds", "0,1"], capture_output=True, text=True, timeout=120)
+    assert printed.returncode == 0, printed.stderr
+
+    def tables(stdout: str) -> str:  # all but the heading's line, which names the data's source
+        return stdout.split("## Official score")[1].split("\n", 1)[1]
+
+    assert tables(printed.stdout) == tables(ran.stdout) and str(record) in printed.stdout
+    assert "85.00 ± 8.49" in _row(printed.stdout, "ours: multibranch_sc_adacos_knn")
+    # recording one seed again replaces that seed's rows and keeps the other's
+    (work / "ours" / "multibranch_sc_adacos_knn" / "s1" / "summary.csv").write_text(
+        "machine,section,AUC (source),AUC (target),pAUC,score\n"
+        + "".join(f"{m},00,0,0,0,89.0\n" for m in MACHINES)
+        + "official score,,,,,89.0\n"
+    )
+    (work / "ours" / "multibranch_sc_adacos_knn" / "s1.time").write_text("400\n")
+    again = subprocess.run(
+        [*runs, "--seeds", "1", "--work", str(work), "--record", str(record)], capture_output=True, text=True
+    )
+    assert again.returncode == 0, again.stderr
+    rows = pd.read_csv(record)
+    assert len(rows) == 4 and sorted(rows[rows["system"].str.startswith("ours")]["official"]) == [89.0, 91.0]
+    # a run the record lacks is named, with the file; nothing is run in its place
+    lacking = subprocess.run([*recorded, "--seeds", "0,1,2"], capture_output=True, text=True, timeout=120)
+    assert (
+        lacking.returncode == 1
+        and f"{record}: no recorded run of ASDKit: dis_spec_scac_trainable seed 2" in lacking.stderr
+    )
+    other_data = subprocess.run([*recorded, "--seeds", "0", "--profile", "benchmark"], capture_output=True, text=True)
+    assert (
+        other_data.returncode == 1 and "on the benchmark profile, generator seed 0, epochs recipe" in other_data.stderr
+    )
+    both = subprocess.run([*recorded, "--seeds", "0", "--record", str(record)], capture_output=True, text=True)
+    assert both.returncode == 2 and "--record with --recorded" in both.stderr
+
+
 def test_machine_gaps_corrects_each_types_gap_for_every_type_together():
     sys.path.insert(0, str(SCRIPT.parent))
     from versus_baseline import machine_gaps
