@@ -216,10 +216,13 @@ def comparison_parser(description: str, experiments: str, seeds: str) -> argpars
     return parser
 
 
-RECORD_KEYS = ["profile", "data_seed", "epochs", "system", "seed"]  # what makes a recorded row one run
+# what makes a recorded row one run: the data (a profile's generated copy, or a folder given by --data-root),
+# the epochs, the system and its training seed
+RECORD_KEYS = ["profile", "data_seed", "data_root", "epochs", "system", "seed"]
+RECORD_COLUMNS = [*RECORD_KEYS, "official", "seconds", "epoch_seconds", "source"]  # and then one column a type
 
 
-def record_results(results: dict[str, dict[int, dict]], seeds: list[int], args, source: str) -> None:
+def record_results(results: dict[str, dict[int, dict]], seeds: list[int], args, root: Path, source: str) -> None:
     """Add the runs of ``results`` at ``seeds`` to ``args.record`` (a CSV, one row a run: its data, its
     system and seed, its official and per-type scores, its times, and ``source``, where it came from), so
     that a comparison can be printed again (``--recorded``) once its run folders are gone."""
@@ -228,6 +231,7 @@ def record_results(results: dict[str, dict[int, dict]], seeds: list[int], args, 
         {
             "profile": args.profile,
             "data_seed": args.data_seed,
+            "data_root": str(root),
             "epochs": str(epochs),
             "system": system,
             "seed": seed,
@@ -246,9 +250,9 @@ def record_results(results: dict[str, dict[int, dict]], seeds: list[int], args, 
         kept = earlier.merge(added[RECORD_KEYS], on=RECORD_KEYS, how="left", indicator=True)["_merge"] == "left_only"
         added = pd.concat([earlier[kept.to_numpy()], added], ignore_index=True)
     added = added.sort_values(RECORD_KEYS, kind="stable")
-    machines = sorted(set(added.columns) - {*RECORD_KEYS, "official", "seconds", "epoch_seconds", "source"})
+    machines = sorted(set(added.columns) - set(RECORD_COLUMNS))
     args.record.parent.mkdir(parents=True, exist_ok=True)
-    added[[*RECORD_KEYS, "official", "seconds", "epoch_seconds", *machines, "source"]].to_csv(args.record, index=False)
+    added[[*RECORD_COLUMNS[:-1], *machines, "source"]].to_csv(args.record, index=False)
 
 
 def print_recorded(parser: argparse.ArgumentParser, args, systems: list[str]) -> None:
@@ -261,8 +265,9 @@ def print_recorded(parser: argparse.ArgumentParser, args, systems: list[str]) ->
 
 
 def recorded_results(args, systems: list[str], seeds: list[int]) -> tuple[dict[str, dict[int, dict]], list[str]]:
-    """(results, machine types) of ``systems`` at ``seeds`` on ``args``' data, read from ``args.recorded``;
-    exits naming the file and every run it lacks."""
+    """(results, machine types) of ``systems`` at ``seeds`` on ``args``' data (its profile and generator seed;
+    and its folder where ``--data-root`` names one), read from ``args.recorded``; exits naming the file and
+    every run it lacks."""
     path = args.recorded
     if not path.is_file():
         sys.exit(f"{path}: no such recorded-results file (--recorded)")
@@ -270,13 +275,15 @@ def recorded_results(args, systems: list[str], seeds: list[int]) -> tuple[dict[s
     epochs = str(getattr(args, "epochs", None) or "recipe")
     data = f"the {args.profile} profile, generator seed {args.data_seed}, epochs {epochs}"
     table = table[(table["profile"] == args.profile) & (table["data_seed"] == args.data_seed)]
+    if args.data_root:
+        data += f", data root {args.data_root.resolve()}"
+        table = table[table["data_root"] == str(args.data_root.resolve())]
     table = table[(table["epochs"] == epochs) & table["system"].isin(systems) & table["seed"].isin(seeds)]
     found = set(zip(table["system"], table["seed"]))
     missing = [f"{system} seed {seed}" for system in systems for seed in seeds if (system, seed) not in found]
     if missing:
         sys.exit(f"{path}: no recorded run of {'; '.join(missing)} on {data}")
-    machines = [c for c in table.columns if c not in {*RECORD_KEYS, "official", "seconds", "epoch_seconds", "source"}]
-    machines = [m for m in machines if table[m].notna().any()]
+    machines = [c for c in table.columns if c not in RECORD_COLUMNS and table[c].notna().any()]
     results: dict[str, dict[int, dict]] = {system: {} for system in systems}
     for row in table.to_dict("records"):
         lacking = [m for m in machines if pd.isna(row[m])]
@@ -331,7 +338,7 @@ def main(argv: list[str] | None = None) -> None:
             results[f"ours: {experiment}"][seed] = our_scores(run_dir)
         print(f"seed {seed} done", flush=True)
     if args.record:
-        record_results(results, seeds, args, f"runs under {args.work.resolve()}")
+        record_results(results, seeds, args, root, f"runs under {args.work.resolve()}")
     print_comparison(results, seeds, machines, BASELINE_MODES["MSE"], args, root)
 
 

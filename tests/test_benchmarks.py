@@ -212,6 +212,15 @@ def test_a_recorded_comparison_prints_as_its_runs_did_once_their_folders_are_gon
     assert (
         other_data.returncode == 1 and "on the benchmark profile, generator seed 0, epochs recipe" in other_data.stderr
     )
+    # a folder of one's own, named by --data-root: its runs are read, another folder's are not taken for them
+    own = subprocess.run(
+        [*recorded, "--seeds", "0", "--data-root", str(synthetic_root)], capture_output=True, text=True
+    )
+    assert own.returncode == 0 and "91.00 ± 0.00" in _row(own.stdout, "ours: multibranch_sc_adacos_knn")
+    other_root = subprocess.run(
+        [*recorded, "--seeds", "0", "--data-root", str(tmp_path)], capture_output=True, text=True
+    )
+    assert other_root.returncode == 1 and f"data root {tmp_path.resolve()}" in other_root.stderr
     both = subprocess.run([*recorded, "--seeds", "0", "--record", str(record)], capture_output=True, text=True)
     assert both.returncode == 2 and "--record with --recorded" in both.stderr
 
