@@ -718,7 +718,7 @@ def main(argv: list[str] | None = None) -> None:
             results[f"ours: {experiment}"][seed] = {**our_scores(run_dir), "epoch_seconds": epoch_seconds(run_dir)}
         print(f"seed {seed} done", flush=True)
     if args.record:
-        record_results(results, seeds, args, root, f"runs under {args.work.resolve()}")
+        record_results(results, seeds, args, f"runs under {args.work.resolve()}")
     print_comparison(results, seeds, machines, asdkit, args, root)
 
 

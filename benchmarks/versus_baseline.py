@@ -216,23 +216,34 @@ def comparison_parser(description: str, experiments: str, seeds: str) -> argpars
     return parser
 
 
-# what makes a recorded row one run: the data (a profile's generated copy, or a folder given by --data-root),
-# the epochs, the system and its training seed
+# what makes a recorded row one run: the data (a profile's generated copy, named by profile and generator seed
+# wherever it lies; or a folder given by --data-root), the epochs, the system and its training seed
 RECORD_KEYS = ["profile", "data_seed", "data_root", "epochs", "system", "seed"]
 RECORD_COLUMNS = [*RECORD_KEYS, "official", "seconds", "epoch_seconds", "source"]  # and then one column a type
 
 
-def record_results(results: dict[str, dict[int, dict]], seeds: list[int], args, root: Path, source: str) -> None:
+def recorded_data(args) -> dict:
+    """The data and epochs of ``args``' comparison, as a record names them (``data_root`` empty for a
+    profile's generated copy)."""
+    return {
+        "profile": args.profile,
+        "data_seed": args.data_seed,
+        "data_root": str(args.data_root.resolve()) if args.data_root else "",
+        "epochs": str(getattr(args, "epochs", None) or "recipe"),
+    }
+
+
+def read_record(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype={"epochs": str, "data_root": str}).fillna({"data_root": ""})
+
+
+def record_results(results: dict[str, dict[int, dict]], seeds: list[int], args, source: str) -> None:
     """Add the runs of ``results`` at ``seeds`` to ``args.record`` (a CSV, one row a run: its data, its
     system and seed, its official and per-type scores, its times, and ``source``, where it came from), so
     that a comparison can be printed again (``--recorded``) once its run folders are gone."""
-    epochs = getattr(args, "epochs", None) or "recipe"
     rows = [
         {
-            "profile": args.profile,
-            "data_seed": args.data_seed,
-            "data_root": str(root),
-            "epochs": str(epochs),
+            **recorded_data(args),
             "system": system,
             "seed": seed,
             "official": by_seed[seed]["official"],
@@ -246,7 +257,7 @@ def record_results(results: dict[str, dict[int, dict]], seeds: list[int], args, 
     ]
     added = pd.DataFrame(rows)
     if args.record.is_file():
-        earlier = pd.read_csv(args.record, dtype={"epochs": str})
+        earlier = read_record(args.record)
         kept = earlier.merge(added[RECORD_KEYS], on=RECORD_KEYS, how="left", indicator=True)["_merge"] == "left_only"
         added = pd.concat([earlier[kept.to_numpy()], added], ignore_index=True)
     added = added.sort_values(RECORD_KEYS, kind="stable")
@@ -271,14 +282,13 @@ def recorded_results(args, systems: list[str], seeds: list[int]) -> tuple[dict[s
     path = args.recorded
     if not path.is_file():
         sys.exit(f"{path}: no such recorded-results file (--recorded)")
-    table = pd.read_csv(path, dtype={"epochs": str})
-    epochs = str(getattr(args, "epochs", None) or "recipe")
-    data = f"the {args.profile} profile, generator seed {args.data_seed}, epochs {epochs}"
-    table = table[(table["profile"] == args.profile) & (table["data_seed"] == args.data_seed)]
-    if args.data_root:
-        data += f", data root {args.data_root.resolve()}"
-        table = table[table["data_root"] == str(args.data_root.resolve())]
-    table = table[(table["epochs"] == epochs) & table["system"].isin(systems) & table["seed"].isin(seeds)]
+    table = read_record(path)
+    key = recorded_data(args)
+    data = f"the {args.profile} profile, generator seed {args.data_seed}, epochs {key['epochs']}"
+    data += f", data root {key['data_root']}" if key["data_root"] else ""
+    for column, value in key.items():
+        table = table[table[column] == value]
+    table = table[table["system"].isin(systems) & table["seed"].isin(seeds)]
     found = set(zip(table["system"], table["seed"]))
     missing = [f"{system} seed {seed}" for system in systems for seed in seeds if (system, seed) not in found]
     if missing:
@@ -338,7 +348,7 @@ def main(argv: list[str] | None = None) -> None:
             results[f"ours: {experiment}"][seed] = our_scores(run_dir)
         print(f"seed {seed} done", flush=True)
     if args.record:
-        record_results(results, seeds, args, root, f"runs under {args.work.resolve()}")
+        record_results(results, seeds, args, f"runs under {args.work.resolve()}")
     print_comparison(results, seeds, machines, BASELINE_MODES["MSE"], args, root)
 
 

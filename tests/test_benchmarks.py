@@ -180,7 +180,7 @@ def test_a_recorded_comparison_prints_as_its_runs_did_once_their_folders_are_gon
     # the run folders lost (a machine reset): the same tables, read from the record alone
     (work / "ours" / "multibranch_sc_adacos_knn" / "s1.time").unlink()
     (work / "asdkit" / "s0.time").unlink()
-    recorded = [sys.executable, str(ASDKIT_SCRIPT), "--recorded", str(record)]
+    recorded = [sys.executable, str(ASDKIT_SCRIPT), "--recorded", str(record), "--data-root", str(synthetic_root)]
     printed = subprocess.run([*recorded, "--seeds", "0,1"], capture_output=True, text=True, timeout=120)
     assert printed.returncode == 0, printed.stderr
 
@@ -212,11 +212,16 @@ def test_a_recorded_comparison_prints_as_its_runs_did_once_their_folders_are_gon
     assert (
         other_data.returncode == 1 and "on the benchmark profile, generator seed 0, epochs recipe" in other_data.stderr
     )
-    # a folder of one's own, named by --data-root: its runs are read, another folder's are not taken for them
-    own = subprocess.run(
-        [*recorded, "--seeds", "0", "--data-root", str(synthetic_root)], capture_output=True, text=True
-    )
+    # a folder of one's own, named by --data-root: its runs are read (above); without it they are not taken for
+    # the profile's generated copy, nor for another folder's
+    own = subprocess.run([*recorded, "--seeds", "0"], capture_output=True, text=True)
     assert own.returncode == 0 and "91.00 ± 0.00" in _row(own.stdout, "ours: multibranch_sc_adacos_knn")
+    profile_copy = [sys.executable, str(ASDKIT_SCRIPT), "--recorded", str(record), "--seeds", "0"]
+    profile_copy = subprocess.run(profile_copy, capture_output=True, text=True)
+    assert (
+        profile_copy.returncode == 1
+        and "on the default profile, generator seed 0, epochs recipe\n" in profile_copy.stderr
+    )
     other_root = subprocess.run(
         [*recorded, "--seeds", "0", "--data-root", str(tmp_path)], capture_output=True, text=True
     )
