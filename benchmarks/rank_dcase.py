@@ -18,6 +18,13 @@ seed's score, mean ± standard deviation, the difference from ASDKit and from th
 of a run — and the score per machine type. Finished runs are read back, not run again. Recipes whose
 encoder needs pretrained weights are refused: no weights reach these machines, and a randomly
 initialised encoder ranks nothing.
+
+``--record CSV`` keeps the ranking's runs once their folders are gone (``versus_baseline.py``'s record, the
+data named by the copy's generator marker: profile, its version, generator seed, size): a run the record
+holds on this copy is read from it, not run again nor read from its folder; the others are run (or read
+back) and added. ``--recorded CSV`` prints the ranking of every run the record holds on the copy, each
+system at the seeds it has, and runs nothing; experiments/rank_dcase.csv is the record of the table in
+experiments/README.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +42,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 from versus_asdkit import ASDKIT, ASDKIT_RECIPE, asdkit_system
 from versus_asdkit import SHARED_TOOL as ASDKIT_TOOL
-from versus_baseline import our_scores, run_once, run_ours
+from versus_baseline import describe_data, our_scores, record_results, recorded_runs, run_once, run_ours
 
+from asd.data.synthetic import MARKER, PROFILES
 from asd.data.synthetic.machines import DEVELOPMENT_TYPES
 from asd.evaluation.metrics import harmonic_mean
 from asd.jobs import config_dir
@@ -44,6 +53,26 @@ EXPERIMENTS = Path(__file__).resolve().parents[1] / "conf" / "experiment"
 DCASE_COPY = ("dcase2024", "synthetic_dcase")  # data and machine configs that read a copy as it is
 DCASE_OVERRIDES = (f"data={DCASE_COPY[0]}", f"machine={DCASE_COPY[1]}")
 BASELINE = "official baseline (MSE, its seed 13711)"
+
+
+def copy_data(root: Path) -> dict:
+    """The copy of the profile at ``root`` as a record names its data (``versus_baseline.recorded_data``),
+    read from the generator's marker: a generated copy is the same data wherever it lies."""
+    marker = json.loads((root / MARKER).read_text())
+    spec, profile = marker["spec"], marker["profile"]
+    own = PROFILES[profile].spec
+    size = (
+        f"{spec['source_train']} source and {spec['target_train']} target training clips, "
+        f"{spec['test_per_domain_and_label']} test clips a domain and label, {spec['duration_s']:g} s"
+    )
+    return {
+        "profile": profile,
+        "profile_version": marker["profile_version"],
+        "data_seed": marker["seed"],
+        "size": "" if spec == asdict(own) else size,
+        "data_root": "",
+        "epochs": "recipe",
+    }
 
 
 def needs_pretrained_weights(experiment: str) -> bool:
@@ -138,7 +167,8 @@ def baseline_result(seed_work: Path, machines: list[str]) -> dict:
 
 
 def ranking(results: dict[str, dict[int, dict]], machines: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(one row a system, best mean official score first; the mean score per machine type), in %."""
+    """(one row a system, best mean official score first; the mean score per machine type, NaN where a run
+    has no per-type score recorded), in %."""
     asdkit = np.mean([run["official"] for run in results[ASDKIT].values()])
     (baseline,) = (run["official"] for run in results[BASELINE].values())
     rows, per_machine = [], []
@@ -157,7 +187,7 @@ def ranking(results: dict[str, dict[int, dict]], machines: list[str]) -> tuple[p
             }
         )
         per_machine.append(
-            {"system": system, **{m: np.mean([r["machines"][m] for r in runs.values()]) for m in machines}}
+            {"system": system, **{m: np.mean([r["machines"].get(m, np.nan) for r in runs.values()]) for m in machines}}
         )
     table = pd.DataFrame(rows).sort_values("mean", ascending=False, kind="stable")
     table.insert(0, "rank", range(1, len(table) + 1))
@@ -185,7 +215,21 @@ def main(argv: list[str] | None = None) -> None:
         " asdkit_<recipe>/",
     )
     parser.add_argument("--asdkit-tool", type=Path, default=ASDKIT_TOOL)
+    parser.add_argument(
+        "--record",
+        type=Path,
+        metavar="CSV",
+        help="read the runs CSV holds on this copy from it, run the others and add them (a record of the ranking)",
+    )
+    parser.add_argument(
+        "--recorded",
+        type=Path,
+        metavar="CSV",
+        help="print the ranking of every run CSV holds on this copy, each system at its recorded seeds; run nothing",
+    )
     args = parser.parse_args(argv)
+    if args.record and args.recorded:
+        parser.error("--record with --recorded: nothing is run, so nothing is recorded")
     try:
         seeds = [int(seed) for seed in args.seeds.split(",")]
     except ValueError:
@@ -205,44 +249,91 @@ def main(argv: list[str] | None = None) -> None:
     root = seed_work / "data"
     if not (root / "dev_data" / "raw").is_dir():
         sys.exit(f"{root}: no copy of the dcase profile; run benchmarks/calibrate_dcase.py --work {args.calibration}")
-    machines = list(DEVELOPMENT_TYPES)
-    results: dict[str, dict[int, dict]] = {BASELINE: {13711: baseline_result(seed_work, machines)}}
+    data, machines = copy_data(root), list(DEVELOPMENT_TYPES)
+    if args.recorded:
+        if not args.recorded.is_file():
+            sys.exit(f"{args.recorded}: no such recorded-results file (--recorded)")
+        results = recorded_runs(args.recorded, data)
+        missing = [system for system in (BASELINE, ASDKIT) if system not in results]
+        if missing:
+            sys.exit(f"{args.recorded}: no recorded run of {' or '.join(missing)} on {describe_data(data)}")
+        print_ranking(results, machines, args.data_seed, args.recorded)
+        return
+    recorded = recorded_runs(args.record, data) if args.record and args.record.is_file() else {}
+
+    def read(system: str, seed: int) -> dict | None:
+        return recorded.get(system, {}).get(seed)
+
+    def finished_run(experiment: str, seed: int) -> Path:
+        """``experiment``'s run folder at ``seed``, which asd.score or asd.ensemble reads again."""
+        run = seed_work / "ours" / experiment / f"s{seed}"
+        if not (run.parent / f"s{seed}.time").is_file():
+            sys.exit(
+                f"{run}: gone, and {experiment} seed {seed} was read from {args.record}: scoring it again needs"
+                " its run; remove its rows from the record to run it again"
+            )
+        return run
+
+    results: dict[str, dict[int, dict]] = {
+        BASELINE: {13711: read(BASELINE, 13711) or baseline_result(seed_work, machines)}
+    }
     for recipe in dict.fromkeys([ASDKIT_RECIPE, *filter(None, args.asdkit_recipes.split(","))]):
-        _, results[asdkit_system(recipe)] = asdkit_runs(
-            args.asdkit_tool, root, machines, seeds, seed_work, None, recipe
-        )
+        system = asdkit_system(recipe)
+        unrecorded = [seed for seed in seeds if read(system, seed) is None]
+        _, ran = asdkit_runs(args.asdkit_tool, root, machines, unrecorded, seed_work, None, recipe)
+        results[system] = {seed: read(system, seed) or ran[seed] for seed in seeds}
     shared = shared_trainings(experiments)
     system_of: dict[str, str] = {}
     for experiment in experiments:
         if experiment in shared:
             trained, backend = shared[experiment], backend_overrides(experiment)
+            system_of[experiment] = f"ours: {experiment} ({trained}'s trainings)"
             runs = {}
             for seed in seeds:
-                trained_run = seed_work / "ours" / trained / f"s{seed}"
-                run = our_scores(score_ours(experiment, backend, trained_run, seed, seed_work))
-                run["seconds"] += results[system_of[trained]][seed]["seconds"]
-                runs[seed] = run
-            system_of[experiment] = f"ours: {experiment} ({trained}'s trainings)"
+                runs[seed] = read(system_of[experiment], seed)
+                if runs[seed] is None:
+                    run = our_scores(score_ours(experiment, backend, finished_run(trained, seed), seed, seed_work))
+                    run["seconds"] += results[system_of[trained]][seed]["seconds"]
+                    runs[seed] = run
             results[system_of[experiment]] = runs
         else:
             system_of[experiment] = f"ours: {experiment}"
             results[system_of[experiment]] = {
-                seed: our_scores(run_ours(experiment, DCASE_COPY, root, None, seed, seed_work)) for seed in seeds
+                seed: read(system_of[experiment], seed)
+                or our_scores(run_ours(experiment, DCASE_COPY, root, None, seed, seed_work))
+                for seed in seeds
             }
         print(f"{experiment} done", flush=True)
     for members in ensembles:
+        system = f"ours: asd.ensemble of {' + '.join(members)}"
         runs = {}
         for seed in seeds:
-            run = our_scores(ensemble_ours(members, seed, seed_work))
-            seconds = {experiment: results[system][seed]["seconds"] for experiment, system in system_of.items()}
-            run["seconds"] = ensemble_seconds(members, run["seconds"], seconds, shared)
-            runs[seed] = run
-        results[f"ours: asd.ensemble of {' + '.join(members)}"] = runs
+            runs[seed] = read(system, seed)
+            if runs[seed] is None:
+                for member in members:
+                    finished_run(member, seed)
+                run = our_scores(ensemble_ours(members, seed, seed_work))
+                seconds = {experiment: results[name][seed]["seconds"] for experiment, name in system_of.items()}
+                run["seconds"] = ensemble_seconds(members, run["seconds"], seconds, shared)
+                runs[seed] = run
+        results[system] = runs
+    if args.record:
+        added = {
+            system: {seed: run for seed, run in runs.items() if read(system, seed) is None}
+            for system, runs in results.items()
+        }
+        record_results(args.record, data, added, f"runs under {seed_work}")
+    print_ranking(results, machines, args.data_seed, root)
+
+
+def print_ranking(results: dict[str, dict[int, dict]], machines: list[str], data_seed: int, source: Path) -> None:
     table, per_type = ranking(results, machines)
-    print(f"\n## Official score (%), dcase profile, generator seed {args.data_seed} ({root})\n")
+    print(f"\n## Official score (%), dcase profile, generator seed {data_seed} ({source})\n")
     print(table.to_string(index=False, float_format="{:.2f}".format, na_rep="-"))
     print("\n## Score per machine type (%), mean over the seeds\n")
-    print(per_type.to_string(index=False, float_format="{:.2f}".format))
+    print(per_type.to_string(index=False, float_format="{:.2f}".format, na_rep="-"))
+    if per_type.isna().any(axis=None):
+        print("\n-: no per-type score recorded for a run of the system (a row transcribed from a table of means)")
 
 
 if __name__ == "__main__":

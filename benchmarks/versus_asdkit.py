@@ -71,6 +71,7 @@ from versus_baseline import (
     print_comparison,
     print_recorded,
     record_results,
+    recorded_data,
     run_once,
     run_ours,
 )
@@ -718,7 +719,7 @@ def main(argv: list[str] | None = None) -> None:
             results[f"ours: {experiment}"][seed] = {**our_scores(run_dir), "epoch_seconds": epoch_seconds(run_dir)}
         print(f"seed {seed} done", flush=True)
     if args.record:
-        record_results(results, seeds, args, f"runs under {args.work.resolve()}")
+        record_results(args.record, recorded_data(args), results, f"runs under {args.work.resolve()}")
     print_comparison(results, seeds, machines, asdkit, args, root)
 
 

@@ -36,6 +36,7 @@ import scipy.stats
 
 from asd.data.index import list_machines
 from asd.data.synthetic import ensure_dataset
+from asd.data.synthetic.profiles import PROFILES as GENERATOR_PROFILES
 from asd.evaluation.metrics import harmonic_mean
 from asd.run_directory import SUMMARY
 
@@ -216,54 +217,83 @@ def comparison_parser(description: str, experiments: str, seeds: str) -> argpars
     return parser
 
 
-# what makes a recorded row one run: the data (a profile's generated copy, named by profile and generator seed
-# wherever it lies; or a folder given by --data-root), the epochs, the system and its training seed
-RECORD_KEYS = ["profile", "data_seed", "data_root", "epochs", "system", "seed"]
+# what makes a recorded row one run: the data (a generated copy, named by its profile, the profile's version, its
+# generator seed and its size — "" the profile's own — wherever it lies; or a folder given by --data-root), the
+# epochs, the system and its training seed
+RECORD_KEYS = ["profile", "profile_version", "data_seed", "size", "data_root", "epochs", "system", "seed"]
 RECORD_COLUMNS = [*RECORD_KEYS, "official", "seconds", "epoch_seconds", "source"]  # and then one column a type
 
 
 def recorded_data(args) -> dict:
     """The data and epochs of ``args``' comparison, as a record names them (``data_root`` empty for a
-    profile's generated copy)."""
+    profile's generated copy, which these comparisons write at the profile's own size)."""
     return {
         "profile": args.profile,
+        "profile_version": GENERATOR_PROFILES[args.profile].version,
         "data_seed": args.data_seed,
+        "size": "",
         "data_root": str(args.data_root.resolve()) if args.data_root else "",
         "epochs": str(getattr(args, "epochs", None) or "recipe"),
     }
 
 
+def describe_data(data: dict) -> str:
+    """``data`` (a record's key, as ``recorded_data`` gives it) in words, for a message."""
+    words = f"the {data['profile']} profile (version {data['profile_version']}), generator seed {data['data_seed']}"
+    words += f", size {data['size']}" if data["size"] else ""
+    words += f", epochs {data['epochs']}"
+    return words + (f", data root {data['data_root']}" if data["data_root"] else "")
+
+
 def read_record(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, dtype={"epochs": str, "data_root": str}).fillna({"data_root": ""})
+    return pd.read_csv(path, dtype={"epochs": str, "data_root": str, "size": str}).fillna({"data_root": "", "size": ""})
 
 
-def record_results(results: dict[str, dict[int, dict]], seeds: list[int], args, source: str) -> None:
-    """Add the runs of ``results`` at ``seeds`` to ``args.record`` (a CSV, one row a run: its data, its
-    system and seed, its official and per-type scores, its times, and ``source``, where it came from), so
-    that a comparison can be printed again (``--recorded``) once its run folders are gone."""
+def record_results(path: Path, data: dict, results: dict[str, dict[int, dict]], source: str) -> None:
+    """Add the runs of ``results`` on ``data`` (``recorded_data``) to the CSV ``path`` (one row a run: its
+    data, its system and seed, its official and per-type scores, its times, and ``source``, where it came
+    from), replacing a row of the same run, so that a table can be printed again once its run folders are
+    gone."""
     rows = [
         {
-            **recorded_data(args),
+            **data,
             "system": system,
             "seed": seed,
-            "official": by_seed[seed]["official"],
-            "seconds": by_seed[seed]["seconds"],
-            "epoch_seconds": by_seed[seed].get("epoch_seconds"),
-            **by_seed[seed]["machines"],
+            "official": run["official"],
+            "seconds": run["seconds"],
+            "epoch_seconds": run.get("epoch_seconds"),
+            **run["machines"],
             "source": source,
         }
         for system, by_seed in results.items()
-        for seed in seeds
+        for seed, run in by_seed.items()
     ]
     added = pd.DataFrame(rows)
-    if args.record.is_file():
-        earlier = read_record(args.record)
+    if path.is_file():
+        earlier = read_record(path)
         kept = earlier.merge(added[RECORD_KEYS], on=RECORD_KEYS, how="left", indicator=True)["_merge"] == "left_only"
         added = pd.concat([earlier[kept.to_numpy()], added], ignore_index=True)
     added = added.sort_values(RECORD_KEYS, kind="stable")
     machines = sorted(set(added.columns) - set(RECORD_COLUMNS))
-    args.record.parent.mkdir(parents=True, exist_ok=True)
-    added[[*RECORD_COLUMNS[:-1], *machines, "source"]].to_csv(args.record, index=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    added[[*RECORD_COLUMNS[:-1], *machines, "source"]].to_csv(path, index=False)
+
+
+def recorded_runs(path: Path, data: dict) -> dict[str, dict[int, dict]]:
+    """{system: {seed: run}} of every run on ``data`` recorded in the CSV ``path`` (a run's per-type scores
+    are those its row has: a row transcribed from a table of means has none)."""
+    table = read_record(path)
+    for column, value in data.items():
+        table = table[table[column] == value]
+    machines = [c for c in table.columns if c not in RECORD_COLUMNS]
+    results: dict[str, dict[int, dict]] = {}
+    for row in table.to_dict("records"):
+        results.setdefault(row["system"], {})[row["seed"]] = {
+            "official": row["official"],
+            "seconds": row["seconds"],
+            "machines": {m: row[m] for m in machines if pd.notna(row[m])},
+        } | ({"epoch_seconds": row["epoch_seconds"]} if pd.notna(row["epoch_seconds"]) else {})
+    return results
 
 
 def print_recorded(parser: argparse.ArgumentParser, args, systems: list[str]) -> None:
@@ -282,28 +312,18 @@ def recorded_results(args, systems: list[str], seeds: list[int]) -> tuple[dict[s
     path = args.recorded
     if not path.is_file():
         sys.exit(f"{path}: no such recorded-results file (--recorded)")
-    table = read_record(path)
-    key = recorded_data(args)
-    data = f"the {args.profile} profile, generator seed {args.data_seed}, epochs {key['epochs']}"
-    data += f", data root {key['data_root']}" if key["data_root"] else ""
-    for column, value in key.items():
-        table = table[table[column] == value]
-    table = table[table["system"].isin(systems) & table["seed"].isin(seeds)]
-    found = set(zip(table["system"], table["seed"]))
-    missing = [f"{system} seed {seed}" for system in systems for seed in seeds if (system, seed) not in found]
+    data = recorded_data(args)
+    recorded = recorded_runs(path, data)
+    missing = [f"{system} seed {seed}" for system in systems for seed in seeds if seed not in recorded.get(system, {})]
     if missing:
-        sys.exit(f"{path}: no recorded run of {'; '.join(missing)} on {data}")
-    machines = [c for c in table.columns if c not in RECORD_COLUMNS and table[c].notna().any()]
-    results: dict[str, dict[int, dict]] = {system: {} for system in systems}
-    for row in table.to_dict("records"):
-        lacking = [m for m in machines if pd.isna(row[m])]
-        if lacking:
-            sys.exit(f"{path}: {row['system']} seed {row['seed']} on {data} has no score for {', '.join(lacking)}")
-        results[row["system"]][row["seed"]] = {
-            "official": row["official"],
-            "seconds": row["seconds"],
-            "machines": {m: row[m] for m in machines},
-        } | ({"epoch_seconds": row["epoch_seconds"]} if pd.notna(row["epoch_seconds"]) else {})
+        sys.exit(f"{path}: no recorded run of {'; '.join(missing)} on {describe_data(data)}")
+    results = {system: {seed: recorded[system][seed] for seed in seeds} for system in systems}
+    machines = sorted({m for runs in results.values() for run in runs.values() for m in run["machines"]})
+    for system, runs in results.items():
+        for seed, run in runs.items():
+            lacking = [m for m in machines if m not in run["machines"]]
+            if lacking:
+                sys.exit(f"{path}: {system} seed {seed} on {describe_data(data)} has no score for {', '.join(lacking)}")
     return results, machines
 
 
@@ -348,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
             results[f"ours: {experiment}"][seed] = our_scores(run_dir)
         print(f"seed {seed} done", flush=True)
     if args.record:
-        record_results(results, seeds, args, f"runs under {args.work.resolve()}")
+        record_results(args.record, recorded_data(args), results, f"runs under {args.work.resolve()}")
     print_comparison(results, seeds, machines, BASELINE_MODES["MSE"], args, root)
 
 

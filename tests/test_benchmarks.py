@@ -1,6 +1,7 @@
 """benchmarks/versus_baseline.py as a user runs it: a real subprocess on a real folder of runs."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -210,7 +211,8 @@ def test_a_recorded_comparison_prints_as_its_runs_did_once_their_folders_are_gon
     )
     other_data = subprocess.run([*recorded, "--seeds", "0", "--profile", "benchmark"], capture_output=True, text=True)
     assert (
-        other_data.returncode == 1 and "on the benchmark profile, generator seed 0, epochs recipe" in other_data.stderr
+        other_data.returncode == 1
+        and "on the benchmark profile (version 1), generator seed 0, epochs recipe" in other_data.stderr
     )
     # a folder of one's own, named by --data-root: its runs are read (above); without it they are not taken for
     # the profile's generated copy, nor for another folder's
@@ -220,7 +222,7 @@ def test_a_recorded_comparison_prints_as_its_runs_did_once_their_folders_are_gon
     profile_copy = subprocess.run(profile_copy, capture_output=True, text=True)
     assert (
         profile_copy.returncode == 1
-        and "on the default profile, generator seed 0, epochs recipe\n" in profile_copy.stderr
+        and "on the default profile (version 1), generator seed 0, epochs recipe\n" in profile_copy.stderr
     )
     other_root = subprocess.run(
         [*recorded, "--seeds", "0", "--data-root", str(tmp_path)], capture_output=True, text=True
@@ -564,3 +566,56 @@ def test_rank_dcase_by_default_ranks_every_recipe_that_needs_no_weights():
     recipes = trainable_experiments()
     assert {"ae_mse", "ae_fusion", "multibranch_sc_adacos_knn", "mfn_adaproj_knn"} <= set(recipes)
     assert not {"beats_lora", "pretrained_knn"} & set(recipes)
+
+
+def test_a_recorded_ranking_prints_and_grows_once_its_run_folders_are_gone(tmp_path):
+    command, _ = _calibration_command(tmp_path)
+    assert subprocess.run(command, capture_output=True, text=True, timeout=300).returncode == 0
+    seed_work, record = tmp_path / "work" / "s0", tmp_path / "records" / "rank_dcase.csv"
+    for seed, (score, seconds) in enumerate([(50.0, 100), (60.0, 300)]):
+        _our_run(seed_work, "ae_mse", seed, dict.fromkeys(DCASE_TYPES, score), official=score, seconds=seconds)
+        _our_run(seed_work, "ae_mahalanobis", seed, dict.fromkeys(DCASE_TYPES, 40.0), official=40.0, seconds=5)
+        _our_run(seed_work, "ae_mse+ae_mahalanobis", seed, dict.fromkeys(DCASE_TYPES, 30.0), official=30.0, seconds=2)
+    rank = [sys.executable, str(RANK_SCRIPT), "--calibration", str(tmp_path / "work"), "--data-seed", "0"]
+    rank += ["--asdkit-tool", command[command.index("--asdkit-tool") + 1]]
+    recipes = ["--experiments", "ae_mse,ae_mahalanobis", "--ensembles", "ae_mse+ae_mahalanobis"]
+    ran = subprocess.run([*rank, "--seeds", "0,1", *recipes, "--record", str(record)], capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    assert len(pd.read_csv(record)) == 9  # the baseline's one run, ASDKit and three of ours at two seeds
+    # a machine reset: every run folder gone, the copy written again
+    for folder in ("baseline", "asdkit", "ours"):
+        shutil.rmtree(seed_work / folder)
+    recorded = subprocess.run([*rank, "--recorded", str(record)], capture_output=True, text=True, timeout=120)
+    assert recorded.returncode == 0, recorded.stderr
+
+    def tables(stdout: str) -> str:  # all but the heading's line, which names the data's source
+        return stdout.split("## Official score")[1].split("\n", 1)[1]
+
+    assert tables(recorded.stdout) == tables(ran.stdout) and str(record) in recorded.stdout
+    # a new recipe's run joins the record: the baseline and ASDKit are read from it, neither run nor looked for
+    _our_run(seed_work, "mfn_arcface_knn", 0, dict.fromkeys(DCASE_TYPES, 95.0), official=95.0, seconds=10)
+    grown = [*rank, "--seeds", "0", "--experiments", "mfn_arcface_knn", "--record", str(record)]
+    grown = subprocess.run(grown, capture_output=True, text=True, timeout=120)
+    assert grown.returncode == 0, grown.stderr
+    assert not (seed_work / "asdkit").exists() and not (seed_work / "baseline").exists()
+    rows = pd.read_csv(record)
+    assert len(rows) == 10 and rows[rows["system"] == "ours: mfn_arcface_knn"]["official"].tolist() == [95.0]
+    assert rows[rows["system"] == "ours: ae_mse"]["source"].str.startswith(f"runs under {seed_work}").all()
+    printed = subprocess.run([*rank, "--recorded", str(record)], capture_output=True, text=True, timeout=120)
+    first = next(line for line in printed.stdout.splitlines() if line.split() and line.split()[0] == "1")
+    assert "ours: mfn_arcface_knn" in first and first.split()[3] == "0"  # ranked at the one seed it has
+    # scoring a recorded training again needs its run, which is gone: said, with what to do
+    rescored = [*rank, "--seeds", "0", "--experiments", "ae_mse,ae_fusion", "--record", str(record)]
+    rescored = subprocess.run(rescored, capture_output=True, text=True, timeout=120)
+    gone = seed_work / "ours" / "ae_mse" / "s0"
+    assert rescored.returncode == 1 and f"{gone}: gone, and ae_mse seed 0 was read from {record}" in rescored.stderr
+    assert "remove its rows from the record" in rescored.stderr
+    # another copy of the profile (another size) is other data: its runs are not this record's
+    other = list(command)
+    other[other.index("--work") + 1], other[other.index("--source-train") + 1] = str(tmp_path / "other"), "3"
+    assert subprocess.run(other, capture_output=True, text=True, timeout=300).returncode == 0
+    elsewhere = [sys.executable, str(RANK_SCRIPT), "--calibration", str(tmp_path / "other"), "--data-seed", "0"]
+    elsewhere = subprocess.run([*elsewhere, "--recorded", str(record)], capture_output=True, text=True, timeout=120)
+    assert elsewhere.returncode == 1 and "3 source and 1 target training clips" in elsewhere.stderr
+    both = subprocess.run([*rank, "--recorded", str(record), "--record", str(record)], capture_output=True, text=True)
+    assert both.returncode == 2 and "--record with --recorded" in both.stderr
