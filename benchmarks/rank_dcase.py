@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calibration", type=Path, required=True, help="calibrate_dcase.py's --work")
     parser.add_argument("--data-seed", type=int, required=True, help="the generator seed to rank on")
-    parser.add_argument("--seeds", default="0,1,2", help="training seeds of ASDKit and of each recipe")
+    parser.add_argument("--seeds", help="training seeds of ASDKit and of each recipe (default 0,1,2)")
     parser.add_argument("--experiments", help="comma-separated recipes (default: every one that needs no weights)")
     parser.add_argument(
         "--ensembles",
@@ -230,6 +230,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.record and args.recorded:
         parser.error("--record with --recorded: nothing is run, so nothing is recorded")
+    chosen = [option for option in ("seeds", "experiments", "ensembles", "asdkit_recipes") if getattr(args, option)]
+    if args.recorded and chosen:
+        options = ", ".join("--" + option.replace("_", "-") for option in chosen)
+        parser.error(f"--recorded prints every run the record holds on the copy; {options} choose runs to run")
+    args.seeds = args.seeds or "0,1,2"
     try:
         seeds = [int(seed) for seed in args.seeds.split(",")]
     except ValueError:

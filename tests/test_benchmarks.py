@@ -619,3 +619,5 @@ def test_a_recorded_ranking_prints_and_grows_once_its_run_folders_are_gone(tmp_p
     assert elsewhere.returncode == 1 and "3 source and 1 target training clips" in elsewhere.stderr
     both = subprocess.run([*rank, "--recorded", str(record), "--record", str(record)], capture_output=True, text=True)
     assert both.returncode == 2 and "--record with --recorded" in both.stderr
+    chosen = subprocess.run([*rank, "--recorded", str(record), "--seeds", "0"], capture_output=True, text=True)
+    assert chosen.returncode == 2 and "--seeds choose runs to run" in chosen.stderr
