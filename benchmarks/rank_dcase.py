@@ -42,7 +42,15 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 from versus_asdkit import ASDKIT, ASDKIT_RECIPE, asdkit_system
 from versus_asdkit import SHARED_TOOL as ASDKIT_TOOL
-from versus_baseline import describe_data, our_scores, record_results, recorded_runs, run_once, run_ours
+from versus_baseline import (
+    describe_data,
+    our_scores,
+    record_key,
+    record_results,
+    recorded_runs,
+    run_once,
+    run_ours,
+)
 
 from asd.data.synthetic import MARKER, PROFILES
 from asd.data.synthetic.machines import DEVELOPMENT_TYPES
@@ -56,23 +64,16 @@ BASELINE = "official baseline (MSE, its seed 13711)"
 
 
 def copy_data(root: Path) -> dict:
-    """The copy of the profile at ``root`` as a record names its data (``versus_baseline.recorded_data``),
+    """The copy of the profile at ``root`` as a record names its data (``versus_baseline.record_key``),
     read from the generator's marker: a generated copy is the same data wherever it lies."""
     marker = json.loads((root / MARKER).read_text())
     spec, profile = marker["spec"], marker["profile"]
-    own = PROFILES[profile].spec
     size = (
         f"{spec['source_train']} source and {spec['target_train']} target training clips, "
         f"{spec['test_per_domain_and_label']} test clips a domain and label, {spec['duration_s']:g} s"
     )
-    return {
-        "profile": profile,
-        "profile_version": marker["profile_version"],
-        "data_seed": marker["seed"],
-        "size": "" if spec == asdict(own) else size,
-        "data_root": "",
-        "epochs": "recipe",
-    }
+    own_size = spec == asdict(PROFILES[profile].spec)
+    return record_key(profile, marker["profile_version"], marker["seed"], "" if own_size else size, "", "recipe")
 
 
 def needs_pretrained_weights(experiment: str) -> bool:

@@ -224,21 +224,34 @@ RECORD_KEYS = ["profile", "profile_version", "data_seed", "size", "data_root", "
 RECORD_COLUMNS = [*RECORD_KEYS, "official", "seconds", "epoch_seconds", "source"]  # and then one column a type
 
 
-def recorded_data(args) -> dict:
-    """The data and epochs of ``args``' comparison, as a record names them (``data_root`` empty for a
-    profile's generated copy, which these comparisons write at the profile's own size)."""
+def record_key(profile: str, profile_version: int, data_seed: int, size: str, data_root: str, epochs: str) -> dict:
+    """The data and epochs a recorded row is on, one value for each of ``RECORD_KEYS`` but the system and seed
+    (every producer builds it here, so that none filters a record on fewer columns than a row has)."""
     return {
-        "profile": args.profile,
-        "profile_version": GENERATOR_PROFILES[args.profile].version,
-        "data_seed": args.data_seed,
-        "size": "",
-        "data_root": str(args.data_root.resolve()) if args.data_root else "",
-        "epochs": str(getattr(args, "epochs", None) or "recipe"),
+        "profile": profile,
+        "profile_version": profile_version,
+        "data_seed": data_seed,
+        "size": size,
+        "data_root": data_root,
+        "epochs": epochs,
     }
 
 
+def recorded_data(args) -> dict:
+    """The data and epochs of ``args``' comparison, as a record names them (``data_root`` empty for a
+    profile's generated copy, which these comparisons write at the profile's own size)."""
+    return record_key(
+        args.profile,
+        GENERATOR_PROFILES[args.profile].version,
+        args.data_seed,
+        size="",
+        data_root=str(args.data_root.resolve()) if args.data_root else "",
+        epochs=str(getattr(args, "epochs", None) or "recipe"),
+    )
+
+
 def describe_data(data: dict) -> str:
-    """``data`` (a record's key, as ``recorded_data`` gives it) in words, for a message."""
+    """``data`` (a record's key, as ``record_key`` gives it) in words, for a message."""
     words = f"the {data['profile']} profile (version {data['profile_version']}), generator seed {data['data_seed']}"
     words += f", size {data['size']}" if data["size"] else ""
     words += f", epochs {data['epochs']}"
