@@ -23,7 +23,8 @@ initialised encoder ranks nothing.
 data named by the copy's generator marker: profile, its version, generator seed, size): a run the record
 holds on this copy is read from it, not run again nor read from its folder; the others are run (or read
 back) and added. ``--recorded CSV`` prints the ranking of every run the record holds on the copy, each
-system at the seeds it has, and runs nothing; experiments/rank_dcase.csv is the record of the table in
+system at the seeds it has, and runs nothing (with no copy on disk, as in a fresh clone: on the one size the
+record holds for that generator seed); experiments/rank_dcase.csv is the record of the table in
 experiments/README.
 """
 
@@ -45,6 +46,7 @@ from versus_asdkit import SHARED_TOOL as ASDKIT_TOOL
 from versus_baseline import (
     describe_data,
     our_scores,
+    read_record,
     record_key,
     record_results,
     recorded_runs,
@@ -74,6 +76,23 @@ def copy_data(root: Path) -> dict:
     )
     own_size = spec == asdict(PROFILES[profile].spec)
     return record_key(profile, marker["profile_version"], marker["seed"], "" if own_size else size, "", "recipe")
+
+
+def recorded_copy(record: Path, data_seed: int, root: Path) -> dict:
+    """The copy of the profile at generator seed ``data_seed`` as ``record`` names it, for printing a recorded
+    ranking with no copy on disk (a fresh clone): found only where the record holds one size of that seed
+    at the profile's present version, since the size is what the copy's marker would have said."""
+    version = PROFILES["dcase"].version
+    table = read_record(record)
+    table = table[(table["profile"] == "dcase") & (table["profile_version"] == version)]
+    sizes = sorted(table[(table["data_seed"] == data_seed) & (table["data_root"] == "")]["size"].unique())
+    if len(sizes) != 1:
+        held = "; ".join(repr(size or "the profile's own size") for size in sizes) or "none"
+        sys.exit(
+            f"{root}: no copy of the dcase profile, and {record} holds {held} for generator seed {data_seed}"
+            f" (profile version {version}); write the copy there to say which data to print"
+        )
+    return record_key("dcase", version, data_seed, sizes[0], "", "recipe")
 
 
 def needs_pretrained_weights(experiment: str) -> bool:
@@ -253,18 +272,21 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--ensembles: {'+'.join(members)} is not two or more different recipes of --experiments")
     seed_work = args.calibration.resolve() / f"s{args.data_seed}"
     root = seed_work / "data"
-    if not (root / "dev_data" / "raw").is_dir():
-        sys.exit(f"{root}: no copy of the dcase profile; run benchmarks/calibrate_dcase.py --work {args.calibration}")
-    data, machines = copy_data(root), list(DEVELOPMENT_TYPES)
+    copied, machines = (root / "dev_data" / "raw").is_dir(), list(DEVELOPMENT_TYPES)
     if args.recorded:
         if not args.recorded.is_file():
             sys.exit(f"{args.recorded}: no such recorded-results file (--recorded)")
+        data = copy_data(root) if copied else recorded_copy(args.recorded, args.data_seed, root)
         results = recorded_runs(args.recorded, data)
         missing = [system for system in (BASELINE, ASDKIT) if system not in results]
         if missing:
             sys.exit(f"{args.recorded}: no recorded run of {' or '.join(missing)} on {describe_data(data)}")
-        print_ranking(results, machines, args.data_seed, args.recorded)
+        source = args.recorded if copied else f"{args.recorded}; no copy on disk, {describe_data(data)}"
+        print_ranking(results, machines, args.data_seed, source)
         return
+    if not copied:
+        sys.exit(f"{root}: no copy of the dcase profile; run benchmarks/calibrate_dcase.py --work {args.calibration}")
+    data = copy_data(root)
     recorded = recorded_runs(args.record, data) if args.record and args.record.is_file() else {}
 
     def read(system: str, seed: int) -> dict | None:
@@ -332,7 +354,7 @@ def main(argv: list[str] | None = None) -> None:
     print_ranking(results, machines, args.data_seed, root)
 
 
-def print_ranking(results: dict[str, dict[int, dict]], machines: list[str], data_seed: int, source: Path) -> None:
+def print_ranking(results: dict[str, dict[int, dict]], machines: list[str], data_seed: int, source: Path | str) -> None:
     table, per_type = ranking(results, machines)
     print(f"\n## Official score (%), dcase profile, generator seed {data_seed} ({source})\n")
     print(table.to_string(index=False, float_format="{:.2f}".format, na_rep="-"))

@@ -621,3 +621,14 @@ def test_a_recorded_ranking_prints_and_grows_once_its_run_folders_are_gone(tmp_p
     assert both.returncode == 2 and "--record with --recorded" in both.stderr
     chosen = subprocess.run([*rank, "--recorded", str(record), "--seeds", "0"], capture_output=True, text=True)
     assert chosen.returncode == 2 and "--seeds choose runs to run" in chosen.stderr
+    # a fresh clone: the record alone, no copy of the data on disk, prints the same table
+    shutil.rmtree(seed_work / "data")
+    cloned = subprocess.run([*rank, "--recorded", str(record)], capture_output=True, text=True, timeout=120)
+    assert cloned.returncode == 0, cloned.stderr
+    assert tables(cloned.stdout) == tables(printed.stdout) and "no copy on disk" in cloned.stdout
+    # ... unless the record holds two sizes of that generator seed: which one is the copy's to say
+    rows = pd.read_csv(record)
+    pd.concat([rows, rows.head(1).assign(size="3 source and 1 target training clips")]).to_csv(record, index=False)
+    ambiguous = subprocess.run([*rank, "--recorded", str(record)], capture_output=True, text=True, timeout=120)
+    assert ambiguous.returncode == 1 and "3 source and 1 target training clips" in ambiguous.stderr
+    assert str(seed_work / "data") in ambiguous.stderr
