@@ -84,15 +84,16 @@ def recorded_copy(record: Path, data_seed: int, root: Path) -> dict:
     at the profile's present version, since the size is what the copy's marker would have said."""
     version = PROFILES["dcase"].version
     table = read_record(record)
-    table = table[(table["profile"] == "dcase") & (table["profile_version"] == version)]
-    sizes = sorted(table[(table["data_seed"] == data_seed) & (table["data_root"] == "")]["size"].unique())
+    key = record_key("dcase", version, data_seed, "", "", "recipe")
+    same = np.logical_and.reduce([table[column] == value for column, value in key.items() if column != "size"])
+    sizes = sorted(table[same]["size"].unique())
     if len(sizes) != 1:
         held = "; ".join(repr(size or "the profile's own size") for size in sizes) or "none"
         sys.exit(
             f"{root}: no copy of the dcase profile, and {record} holds {held} for generator seed {data_seed}"
             f" (profile version {version}); write the copy there to say which data to print"
         )
-    return record_key("dcase", version, data_seed, sizes[0], "", "recipe")
+    return key | {"size": sizes[0]}
 
 
 def needs_pretrained_weights(experiment: str) -> bool:
